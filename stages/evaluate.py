@@ -1,0 +1,59 @@
+"""Stage `evaluate`: score data/model/model.npz on the test set.
+
+Writes data/metrics/eval.json: accuracy, loss, per-class precision/recall and
+the confusion matrix (rows: true digit, columns: predicted), and
+data/plots/predictions.csv (actual, predicted per test digit) for DVC's
+confusion-matrix plot.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from zerodl import TwoLayerNet
+from zerodl.entry import run
+from zerodl.errors import DataError, ModelError
+from zerodl.io import load_npy, write_json, write_text
+from zerodl.metrics import evaluate, predict_proba
+from zerodl.params import load_params
+
+MODEL = Path("data/model/model.npz")
+PREPARED = Path("data/prepared")
+METRICS = Path("data/metrics/eval.json")
+PREDICTIONS = Path("data/plots/predictions.csv")
+
+
+def load_test_set(input_size: int):
+    paths = PREPARED / "x_test.npy", PREPARED / "t_test.npy"
+    try:
+        x, t = (load_npy(p) for p in paths)
+    except FileNotFoundError as e:
+        raise DataError(f"{e.filename}: not found (run `dvc repro prepare` first)") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{PREPARED}: test set is not readable ({e}); rerun `dvc repro -f prepare`") from None
+    if x.ndim != 2 or x.shape[1] != input_size or t.shape != (len(x),):
+        raise DataError(f"{PREPARED}: test set of shape {x.shape} / {t.shape} does not fit a model "
+                        f"with {input_size} inputs")
+    return x, t
+
+
+def main() -> None:
+    p = load_params("params.yaml")
+    net = TwoLayerNet.load(MODEL)
+    x, t = load_test_set(net.input_size)
+    if t.max() >= net.output_size:
+        raise ModelError(f"{MODEL}: has {net.output_size} outputs but the test set has label {int(t.max())}")
+    x = x.astype(net.dtype, copy=False)
+    with threadpool_limits(limits=p.train.threads, user_api="blas"):
+        result = evaluate(net, x, t)
+        predicted = predict_proba(net, x).argmax(axis=1)
+    write_text(PREDICTIONS, "actual,predicted\n" + "".join(f"{a},{b}\n" for a, b in zip(t.tolist(), predicted.tolist())))
+    write_json(METRICS, result)
+    print(f"evaluate: test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
+          f"({result['errors']} of {result['n']} wrong)")
+
+
+if __name__ == "__main__":
+    run(main, prog="evaluate")

@@ -1,0 +1,31 @@
+"""Stage fetch: put the verified files of params `data.source` into data/raw.
+
+data/raw holds the source files as fetched (or copied) and manifest.json with
+the sha256 of each one's content. Downloads are also kept in data/cache/, which
+DVC does not track: DVC deletes data/raw before rerunning this stage, and the
+download cache must outlive that so MNIST is downloaded once.
+"""
+import sys
+from pathlib import Path
+
+from zerodl.data import fetch, replace_dir, tty_progress
+from zerodl.entry import run
+from zerodl.io import write_json
+from zerodl.params import load_params
+
+RAW = Path("data/raw")
+CACHE = Path("data/cache")
+
+
+def main() -> None:
+    p = load_params("params.yaml")
+    with replace_dir(RAW) as out:
+        fetched = fetch(p.data.source, out, data_dir=p.data.dir, cache_dir=CACHE, reuse_dir=RAW,
+                        progress=tty_progress(sys.stderr))
+        write_json(out / "manifest.json", fetched.manifest)
+    for name, origin in fetched.origins.items():
+        print(f"fetch: {RAW / name} <- {origin}")
+
+
+if __name__ == "__main__":
+    run(main, prog="fetch")

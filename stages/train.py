@@ -1,0 +1,112 @@
+"""Stage `train`: TwoLayerNet on data/prepared with mini-batch SGD.
+
+Writes data/model/model.npz, data/metrics/train.json and the history that
+`dvc plots` draws: data/plots/loss.csv (per iteration), data/plots/epochs.csv.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from zerodl import TwoLayerNet
+from zerodl.entry import run
+from zerodl.errors import DataError
+from zerodl.io import load_npy, write_json, write_text
+from zerodl.optim import make_optimizer
+from zerodl.params import as_dict, check_batch_size, load_params
+from zerodl.progress import ProgressBar
+from zerodl.train import train
+
+PREPARED = Path("data/prepared")
+MODEL = Path("data/model/model.npz")
+METRICS = Path("data/metrics/train.json")
+LOSS_CSV = Path("data/plots/loss.csv")
+EPOCHS_CSV = Path("data/plots/epochs.csv")
+
+
+def load_prepared(dtype):
+    arrays = {}
+    for name in ("x_train", "t_train", "x_test", "t_test"):
+        path = PREPARED / f"{name}.npy"
+        try:
+            arrays[name] = load_npy(path)
+        except FileNotFoundError:
+            raise DataError(f"{path}: not found (run `dvc repro prepare` first)") from None
+        except (ValueError, OSError, EOFError) as e:
+            raise DataError(f"{path}: not a readable .npy array ({e}); rerun `dvc repro -f prepare`") from None
+    for split in ("train", "test"):
+        x, t = arrays[f"x_{split}"], arrays[f"t_{split}"]
+        if x.ndim != 2 or t.ndim != 1 or len(x) != len(t) or len(t) == 0:
+            raise DataError(f"{PREPARED}: x_{split} {x.shape} and t_{split} {t.shape} do not match; rerun `dvc repro -f prepare`")
+    if arrays["x_train"].shape[1] != arrays["x_test"].shape[1]:
+        raise DataError(f"{PREPARED}: train and test images differ in size")
+    arrays["x_train"] = arrays["x_train"].astype(dtype, copy=False)
+    arrays["x_test"] = arrays["x_test"].astype(dtype, copy=False)
+    return arrays
+
+
+def csv_text(header, rows) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def main() -> None:
+    p = load_params("params.yaml")
+    tp = p.train
+    data = load_prepared(np.dtype(tp.dtype))
+    x_train, t_train, x_test, t_test = data["x_train"], data["t_train"], data["x_test"], data["t_test"]
+    check_batch_size(p, len(x_train))
+    n_classes = int(max(t_train.max(), t_test.max())) + 1
+
+    rng = np.random.default_rng(p.seed)  # weights first, then the batch order
+    net = TwoLayerNet(x_train.shape[1], p.model.hidden_size, n_classes,
+                      weight_init_std=p.model.weight_init_std, dtype=tp.dtype, rng=rng)
+    optimizer = make_optimizer(tp.optimizer, tp.learning_rate, tp.momentum)
+
+    bar = ProgressBar(tp.iters, label="train", stream=sys.stderr)
+    state = {"acc": ""}
+
+    def on_iteration(i, loss):
+        bar.update(i, f"loss {loss:.4f}{state['acc']}")
+
+    def on_epoch(r):
+        state["acc"] = f"  train acc {r.train_accuracy:.4f}  test acc {r.test_accuracy:.4f}"
+
+    with threadpool_limits(limits=tp.threads, user_api="blas"):
+        result = train(net, optimizer, x_train, t_train, x_test, t_test,
+                       iters=tp.iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
+                       on_iteration=on_iteration, on_epoch=on_epoch)
+    bar.close()
+
+    last = result.epochs[-1]
+    net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test))
+    write_text(LOSS_CSV, csv_text(["iteration", "loss"],
+                                  ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))
+    write_text(EPOCHS_CSV, csv_text(
+        ["epoch", "iteration", "train_loss", "train_accuracy", "test_loss", "test_accuracy"],
+        ((r.epoch, r.iteration, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy) for r in result.epochs)))
+    write_json(METRICS, {
+        "train_accuracy": last.train_accuracy,
+        "test_accuracy": last.test_accuracy,
+        "train_loss": last.train_loss,
+        "test_loss": last.test_loss,
+        "final_batch_loss": float(result.loss[-1]),
+        "epochs": last.epoch,
+        "iterations": tp.iters,
+        "iters_per_epoch": result.iters_per_epoch,
+        "seconds": round(result.seconds, 3),
+    })
+    print(f"train: {tp.iters} iterations ({last.epoch:g} epochs) in {result.seconds:.1f} s: "
+          f"train accuracy {last.train_accuracy:.4f}, test accuracy {last.test_accuracy:.4f}")
+
+
+if __name__ == "__main__":
+    run(main, prog="train")

@@ -1,0 +1,14 @@
+"""Data for the pipeline: IDX files, the four sources and their download, normalise and split.
+
+Imports only numpy and the standard library (plus zerodl.errors and zerodl.io).
+"""
+from .download import tty_progress
+from .files import content_sha256, replace_dir
+from .idx import load_pair, read_idx, write_idx
+from .prepare import Prepared, prepare, stratified_split
+from .sources import IDX_FILES, Fetched, fetch
+
+__all__ = [
+    "IDX_FILES", "Fetched", "Prepared", "content_sha256", "fetch", "load_pair", "prepare", "read_idx",
+    "replace_dir", "stratified_split", "tty_progress", "write_idx",
+]

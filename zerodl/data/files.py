@@ -1,0 +1,145 @@
+"""File helpers for the data stages: gzip sniffing, bounded content hashing, whole-folder outputs.
+
+A source file may be stored plain or gzip-compressed, and Debian (for one)
+recompresses what it ships, so files are identified by the sha256 of their
+*content*: the decompressed bytes. Decompression is always capped, so a gzip
+bomb costs a bounded amount of CPU and no memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import IO, Iterator
+
+from ..errors import DataError
+
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 20
+# No data set this project reads decompresses to more than ~50 MB per file; past
+# 1 GiB a file is damaged or hostile, and we stop instead of filling memory or disk.
+MAX_CONTENT_BYTES = 1 << 30
+
+
+def is_gzip(f: IO[bytes]) -> bool:
+    """True if the stream starts with the gzip magic bytes; the position is restored."""
+    pos = f.tell()
+    head = f.read(2)
+    f.seek(pos)
+    return head == GZIP_MAGIC
+
+
+@contextlib.contextmanager
+def open_content(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """Open a file for reading its content, decompressing it if (by its magic bytes) it is gzip."""
+    path = Path(path)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    with f:
+        if is_gzip(f):
+            with gzip.GzipFile(fileobj=f, mode="rb") as g:
+                yield g
+        else:
+            yield f
+
+
+@contextlib.contextmanager
+def gzip_errors(where: str) -> Iterator[None]:
+    """Turn what gzip and zlib raise on bad bytes into one DataError line naming the file."""
+    try:
+        yield
+    except DataError:
+        raise
+    except EOFError:
+        raise DataError(f"{where}: truncated gzip stream (it ends before its end-of-stream marker)") from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"{where}: corrupt gzip data ({e})") from None
+    except OSError as e:
+        raise DataError(f"{where}: cannot read ({e.strerror or e})") from None
+
+
+def read_upto(f: IO[bytes], n: int) -> bytearray:
+    """Read n bytes, or fewer if the stream ends first, in chunks: never allocates more than it got."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = f.read(min(CHUNK, n - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def content_sha256(path: str | os.PathLike, max_bytes: int = MAX_CONTENT_BYTES) -> tuple[str, int]:
+    """Return (sha256 hex, size) of the file's content, decompressed if gzip; at most max_bytes."""
+    where = str(path)
+    h = hashlib.sha256()
+    size = 0
+    with gzip_errors(where), open_content(path) as f:
+        while chunk := f.read(min(CHUNK, max_bytes + 1 - size)):
+            size += len(chunk)
+            if size > max_bytes:
+                raise DataError(f"{where}: content is larger than the {max_bytes}-byte limit (damaged or not a data file)")
+            h.update(chunk)
+    return h.hexdigest(), size
+
+
+def read_content(path: str | os.PathLike, max_bytes: int = MAX_CONTENT_BYTES) -> bytearray:
+    """The whole content of a file (decompressed if gzip), refusing more than max_bytes."""
+    where = str(path)
+    with gzip_errors(where), open_content(path) as f:
+        data = read_upto(f, max_bytes + 1)
+    if len(data) > max_bytes:
+        raise DataError(f"{where}: content is larger than the {max_bytes}-byte limit (damaged or not a data file)")
+    return data
+
+
+@contextlib.contextmanager
+def replace_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """Fill a fresh temporary sibling of `dest`; on success it takes dest's place as a whole.
+
+    A stage's outputs are a set of files that belong together (four arrays and
+    their meta.json), so replacing them one by one could leave a mix of old and
+    new after an error. Here nothing in `dest` changes until every file has been
+    written; on any error (a full disk, Ctrl-C) the temporary folder is removed
+    and `dest` is exactly as it was. A write error becomes one DataError line.
+    """
+    dest = Path(dest)
+    staging = None
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists() and not dest.is_dir():
+            raise DataError(f"{dest}: is a file, expected a folder of outputs")
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        os.chmod(staging, 0o755)  # mkdtemp makes it private (0700); outputs are ordinary folders
+        yield staging
+        _swap_in(staging, dest)
+    except BaseException as e:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError):
+            where = e.filename if e.filename else dest
+            raise DataError(f"{where}: cannot write ({e.strerror or e}); {dest} was left as it was") from None
+        raise
+
+
+def _swap_in(staging: Path, dest: Path) -> None:
+    if not dest.exists():
+        os.rename(staging, dest)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+    # Two renames, not one atomic swap: between them `dest` is briefly absent,
+    # never half-written. (Linux's renameat2 exchange is not in the stdlib.)
+    os.rename(dest, old / dest.name)
+    os.rename(staging, dest)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,162 @@
+"""Files written whole or not at all, and models saved without pickle.
+
+Every file the pipeline writes goes through `atomic_write`: the bytes land in a
+temporary file in the same folder, are flushed to disk, and only then renamed
+over the target. A crash, Ctrl-C or a full disk leaves the old file (or none),
+never half of a new one.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+from .errors import ModelError
+
+MODEL_FORMAT = "zerodl.TwoLayerNet"
+MODEL_VERSION = 1
+PARAM_KEYS = ("W1", "b1", "W2", "b2")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of `path`; rename it onto `path` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # BaseException: KeyboardInterrupt must not leave the temp file either.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes(path, data: bytes) -> None:
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def write_text(path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_npy(path, array: np.ndarray) -> None:
+    with atomic_write(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+
+
+def load_npy(path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def save_model(path, params: dict[str, np.ndarray], config: dict) -> None:
+    """Save W1, b1, W2, b2 and a JSON description of the net (sizes, settings).
+
+    The description is stored as a plain unicode array, so loading needs no pickle.
+    """
+    meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, **config}
+    arrays = {k: np.ascontiguousarray(params[k]) for k in PARAM_KEYS}
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    write_bytes(path, npz_bytes(arrays))
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz archive whose bytes depend only on the arrays.
+
+    np.savez stamps each member with the current time, so the same weights
+    would hash differently on every run (and DVC would see a new model).
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, arr in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, arr, allow_pickle=False)
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
+def load_model(path) -> tuple[dict[str, np.ndarray], dict]:
+    """Return (params, meta) from a file written by `save_model`.
+
+    Anything else (a pickle, a truncated or foreign .npz, wrong shapes, NaN
+    weights) raises ModelError with one line naming the file and the problem.
+    """
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise ModelError(f"{where}: no such model file (train one with `dvc repro`)")
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy gives an ndarray: no `with`
+            raise ModelError(f"{where}: not a zerodl model (a single .npy array, not an .npz archive)")
+        with z:
+            names = set(z.files)
+            if "meta" not in names:
+                raise ModelError(f"{where}: not a zerodl model (no 'meta' entry; has {sorted(names)})")
+            meta_arr = z["meta"]
+            if meta_arr.dtype.kind != "U" or meta_arr.shape != ():
+                raise ModelError(f"{where}: not a zerodl model ('meta' is not a JSON string)")
+            meta = json.loads(str(meta_arr))
+            if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+                raise ModelError(f"{where}: not a zerodl model (format is {meta.get('format') if isinstance(meta, dict) else meta!r})")
+            if meta.get("version") != MODEL_VERSION:
+                raise ModelError(f"{where}: model version {meta.get('version')!r} is not supported (expected {MODEL_VERSION})")
+            missing = [k for k in PARAM_KEYS if k not in names]
+            if missing:
+                raise ModelError(f"{where}: model is missing arrays {missing}")
+            params = {k: z[k] for k in PARAM_KEYS}
+    except ModelError:
+        raise
+    except json.JSONDecodeError as e:  # a ValueError too: must come first
+        raise ModelError(f"{where}: not a zerodl model ('meta' is not valid JSON: {e})") from None
+    except ValueError as e:
+        # numpy says "Object arrays cannot be loaded when allow_pickle=False" for pickles.
+        raise ModelError(f"{where}: refused to load ({e}); zerodl models never need pickle") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ModelError(f"{where}: not a readable zerodl model ({type(e).__name__}: {e})") from None
+    except Exception as e:  # damaged zip headers: NotImplementedError, RuntimeError, zlib.error...
+        raise ModelError(f"{where}: not a readable zerodl model ({type(e).__name__}: {e})") from None
+    _check_shapes(where, params, meta)
+    return params, meta
+
+
+def _check_shapes(where: str, params: dict, meta: dict) -> None:
+    try:
+        i, h, o = int(meta["input_size"]), int(meta["hidden_size"]), int(meta["output_size"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{where}: model meta lacks input_size/hidden_size/output_size") from None
+    want = {"W1": (i, h), "b1": (h,), "W2": (h, o), "b2": (o,)}
+    for k, shape in want.items():
+        a = params[k]
+        if a.shape != shape:
+            raise ModelError(f"{where}: {k} has shape {a.shape}, expected {shape}")
+        if a.dtype.kind != "f":
+            raise ModelError(f"{where}: {k} has dtype {a.dtype}, expected floating point")
+        if not np.all(np.isfinite(a)):
+            raise ModelError(f"{where}: {k} holds NaN or infinite values")

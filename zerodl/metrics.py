@@ -1,0 +1,67 @@
+"""Scores of a trained net on a labelled set: accuracy, loss, confusion, per class."""
+from __future__ import annotations
+
+import numpy as np
+
+from .functions import softmax
+
+
+def confusion_matrix(t, y, n_classes: int) -> np.ndarray:
+    """cm[true, predicted] = count."""
+    t = np.asarray(t, dtype=np.intp)
+    y = np.asarray(y, dtype=np.intp)
+    return np.bincount(t * n_classes + y, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def per_class(cm: np.ndarray) -> list[dict]:
+    """Precision, recall and F1 per class from a confusion matrix (0 where undefined)."""
+    tp = np.diag(cm).astype(np.float64)
+    predicted = cm.sum(axis=0)
+    actual = cm.sum(axis=1)
+    out = []
+    for k in range(cm.shape[0]):
+        precision = tp[k] / predicted[k] if predicted[k] else 0.0
+        recall = tp[k] / actual[k] if actual[k] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out.append({"class": k, "support": int(actual[k]), "precision": float(precision),
+                    "recall": float(recall), "f1": float(f1)})
+    return out
+
+
+def predict_proba(net, x, chunk: int = 2048) -> np.ndarray:
+    """Softmax probabilities for every row of x, computed in chunks."""
+    out = np.empty((len(x), net.output_size), dtype=np.float64)
+    for s in range(0, len(x), chunk):
+        out[s:s + chunk] = softmax(net.predict(x[s:s + chunk]).astype(np.float64))
+    return out
+
+
+def evaluate(net, x, t) -> dict:
+    """Everything evaluate.json holds: accuracy, loss, confusion matrix, per-class scores."""
+    t = np.asarray(t)
+    loss, accuracy = net.evaluate(x, t)
+    proba = predict_proba(net, x)
+    y = proba.argmax(axis=1)
+    n_classes = net.output_size
+    cm = confusion_matrix(t, y, n_classes)
+    classes = per_class(cm)
+    return {
+        "accuracy": float(accuracy),
+        "loss": float(loss),
+        "n": int(len(t)),
+        "errors": int(np.count_nonzero(y != t)),
+        "macro_precision": float(np.mean([c["precision"] for c in classes])),
+        "macro_recall": float(np.mean([c["recall"] for c in classes])),
+        "per_class": classes,
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def most_confident_errors(proba: np.ndarray, t, k: int) -> np.ndarray:
+    """Indices of the k misclassified rows with the highest predicted probability."""
+    t = np.asarray(t)
+    y = proba.argmax(axis=1)
+    wrong = np.flatnonzero(y != t)
+    conf = proba[wrong, y[wrong]]
+    # Stable sort on -confidence: ties keep index order, so the choice is reproducible.
+    return wrong[np.argsort(-conf, kind="stable")][:k]

@@ -1,0 +1,53 @@
+"""The markdown report: the key numbers, the params used, and the figures."""
+from __future__ import annotations
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def render(params: dict, train: dict, evaluation: dict, data_meta: dict | None, figures: dict[str, str]) -> str:
+    """Markdown for data/report/report.md; `figures` maps a caption to a path relative to it."""
+    lines = ["# zerodl training report", ""]
+    src = (data_meta or {}).get("source", params.get("data", {}).get("source", "?"))
+    lines += [
+        f"TwoLayerNet {params['model']['hidden_size']} hidden units, "
+        f"trained on **{src}** with {params['train']['optimizer']} "
+        f"(learning rate {params['train']['learning_rate']}, batch {params['train']['batch_size']}, "
+        f"{train['iterations']} iterations = {train['epochs']:g} epochs, {params['train']['dtype']}).",
+        "",
+        "## Key numbers",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| test accuracy | {_pct(evaluation['accuracy'])} ({evaluation['errors']} of {evaluation['n']} wrong) |",
+        f"| test loss | {evaluation['loss']:.4f} |",
+        f"| train accuracy (last epoch) | {_pct(train['train_accuracy'])} |",
+        f"| train loss (last epoch) | {train['train_loss']:.4f} |",
+        f"| training time | {train['seconds']:.1f} s |",
+        "",
+        "## Per class (test set)",
+        "",
+        "| class | support | precision | recall | F1 |",
+        "|---|---|---|---|---|",
+    ]
+    for c in evaluation["per_class"]:
+        lines.append(f"| {c['class']} | {c['support']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} |")
+    lines += ["", "## Figures", ""]
+    for caption, rel in figures.items():
+        lines += [f"### {caption}", "", f"![{caption}]({rel})", ""]
+    lines += ["## Params used", "", "```yaml"]
+    lines += _yaml_lines(params)
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def _yaml_lines(d: dict, indent: int = 0) -> list[str]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.append(" " * indent + f"{k}:")
+            out += _yaml_lines(v, indent + 2)
+        else:
+            out.append(" " * indent + f"{k}: {'null' if v is None else v}")
+    return out

@@ -1,0 +1,105 @@
+"""The book's mini-batch training loop (chapter 4.5), with epoch bookkeeping.
+
+One epoch is train_size // batch_size iterations. Each epoch draws a fresh
+permutation of the training set and walks it in batches, so an epoch really
+visits every sample once (the book draws each batch with np.random.choice,
+which visits only ~63% of them per "epoch"); the last train_size % batch_size
+samples of a permutation wait for the next epoch's shuffle.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import DivergenceError
+
+
+@dataclass
+class EpochRecord:
+    epoch: float          # completed epochs (fractional for a final partial epoch)
+    iteration: int        # iterations done so far
+    train_loss: float     # on the whole training set
+    train_accuracy: float
+    test_loss: float      # on the whole test set
+    test_accuracy: float
+
+
+@dataclass
+class TrainResult:
+    loss: np.ndarray                       # per iteration: the batch's loss before its update
+    epochs: list[EpochRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    iters_per_epoch: int = 0
+
+
+def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch_size: int,
+          rng: np.random.Generator, gradient: str = "backprop",
+          on_iteration: Callable[[int, float], None] | None = None,
+          on_epoch: Callable[[EpochRecord], None] | None = None) -> TrainResult:
+    """Train `net` in place with mini-batches; return the loss and accuracy history.
+
+    Raises DivergenceError as soon as a loss is NaN or infinite.
+    """
+    n = len(x_train)
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size {batch_size} must be between 1 and the training set size {n}")
+    if gradient not in ("backprop", "numerical"):
+        raise ValueError(f"gradient must be 'backprop' or 'numerical', got {gradient!r}")
+    iter_per_epoch = max(n // batch_size, 1)
+    losses = np.empty(iters, dtype=np.float64)
+    result = TrainResult(loss=losses, iters_per_epoch=iter_per_epoch)
+    # The batch lives in two buffers filled in place each iteration.
+    x_batch = np.empty((batch_size,) + x_train.shape[1:], dtype=net.dtype)
+    t_batch = np.empty(batch_size, dtype=t_train.dtype)
+    lr = getattr(optimizer, "lr", None)
+    start = time.perf_counter()
+    perm = None
+
+    for i in range(iters):
+        k = i % iter_per_epoch
+        if k == 0:
+            perm = rng.permutation(n)
+        idx = perm[k * batch_size:(k + 1) * batch_size]
+        np.take(x_train, idx, axis=0, out=x_batch)
+        np.take(t_train, idx, out=t_batch)
+
+        if gradient == "backprop":
+            grads = net.gradient(x_batch, t_batch)
+            loss = net.lastLayer.loss  # computed by gradient's forward pass
+        else:
+            loss = net.loss(x_batch, t_batch)
+            grads = {key: g.astype(net.dtype) for key, g in net.numerical_gradient(x_batch, t_batch).items()}
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"training diverged: loss became {loss} at iteration {i + 1} with learning_rate {lr}; "
+                "try a smaller train.learning_rate"
+            )
+        optimizer.update(net.params, grads)
+        losses[i] = loss
+        if on_iteration is not None:
+            on_iteration(i + 1, loss)
+
+        last = i + 1 == iters
+        if k == iter_per_epoch - 1 or last:
+            record = _evaluate(net, (i + 1) / iter_per_epoch, i + 1, x_train, t_train, x_test, t_test, lr)
+            result.epochs.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _evaluate(net, epoch, iteration, x_train, t_train, x_test, t_test, lr) -> EpochRecord:
+    train_loss, train_acc = net.evaluate(x_train, t_train)
+    test_loss, test_acc = net.evaluate(x_test, t_test)
+    if not math.isfinite(train_loss):
+        raise DivergenceError(
+            f"training diverged: the training-set loss is {train_loss} after iteration {iteration} "
+            f"with learning_rate {lr}; try a smaller train.learning_rate"
+        )
+    return EpochRecord(round(epoch, 6), iteration, train_loss, train_acc, test_loss, test_acc)
