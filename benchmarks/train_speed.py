@@ -299,7 +299,10 @@ def main(argv=None) -> int:
 
         # -- peak GEMM rate -------------------------------------------------------
         print("measuring the peak float32 GEMM rate (numpy matmul, n = 1024..3072, best of several) ...", flush=True)
-        peaks = {t: peak_gemm(t, env, logs) for t in sorted({1, 2, bound_threads})}
+        peaks = {}
+        for t in sorted({1, 2, bound_threads}):
+            wait_quiet(args.wait_quiet)
+            peaks[t] = peak_gemm(t, env, logs)
         for t, pk in peaks.items():
             by_n = ", ".join(f"n={n}: {g:.1f}" for n, g in pk["peak_gflops_by_n"].items())
             print(f"  {t} thread{'s' if t > 1 else ' '}: peak {pk['peak_gflops']:6.1f} GFLOP/s  ({by_n})")

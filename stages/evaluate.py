@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from zerodl import TwoLayerNet
 from zerodl.entry import run
 from zerodl.errors import DataError, ModelError
-from zerodl.io import load_npy, write_json, write_text
+from zerodl.io import all_or_nothing, load_npy, write_json, write_text
 from zerodl.metrics import evaluate, predict_proba
 from zerodl.params import load_params
 
@@ -49,8 +49,9 @@ def main() -> None:
     with threadpool_limits(limits=p.train.threads, user_api="blas"):
         result = evaluate(net, x, t)
         predicted = predict_proba(net, x).argmax(axis=1)
-    write_text(PREDICTIONS, "actual,predicted\n" + "".join(f"{a},{b}\n" for a, b in zip(t.tolist(), predicted.tolist())))
-    write_json(METRICS, result)
+    with all_or_nothing():
+        write_text(PREDICTIONS, "actual,predicted\n" + "".join(f"{a},{b}\n" for a, b in zip(t.tolist(), predicted.tolist())))
+        write_json(METRICS, result)
     print(f"evaluate: test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
           f"({result['errors']} of {result['n']} wrong)")
 

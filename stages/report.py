@@ -14,8 +14,8 @@ import numpy as np
 from zerodl import TwoLayerNet
 from zerodl import plots
 from zerodl.entry import run
-from zerodl.errors import DataError
-from zerodl.io import load_npy, write_text
+from zerodl.errors import DataError, ModelError
+from zerodl.io import all_or_nothing, load_npy, write_text
 from zerodl.metrics import most_confident_errors, predict_proba
 from zerodl.params import as_dict, load_params
 from zerodl.report import render
@@ -47,7 +47,21 @@ def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: a value is not a number ({e})") from None
 
 
+def load_test_set(input_size: int):
+    paths = Path("data/prepared/x_test.npy"), Path("data/prepared/t_test.npy")
+    try:
+        x, t = (load_npy(p) for p in paths)
+    except FileNotFoundError as e:
+        raise DataError(f"{e.filename}: not found (run `dvc repro prepare` first)") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"data/prepared: test set is not readable ({e}); rerun `dvc repro -f prepare`") from None
+    if x.ndim != 2 or x.shape[1] != input_size or t.shape != (len(x),):
+        raise ModelError(f"{MODEL}: has {input_size} inputs, but the test set is {x.shape} / {t.shape}")
+    return x, t
+
+
 def main() -> None:
+    # Everything is read and checked before the first figure is drawn.
     p = load_params("params.yaml")
     train = read_json(Path("data/metrics/train.json"))
     evaluation = read_json(Path("data/metrics/eval.json"))
@@ -55,14 +69,20 @@ def main() -> None:
     data_meta = read_json(meta_path) if meta_path.exists() else None
     loss = read_csv_columns(Path("data/plots/loss.csv"))
     epochs = read_csv_columns(Path("data/plots/epochs.csv"))
+    net = TwoLayerNet.load(MODEL)
+    x, t = load_test_set(net.input_size)
+    if t.max() >= net.output_size:
+        raise ModelError(f"{MODEL}: has {net.output_size} outputs but the test set has label {int(t.max())}")
+    with all_or_nothing():  # the five files are replaced together or not at all
+        n_figures = _write_report(p, train, evaluation, data_meta, loss, epochs, net, x, t)
+    print(f"report: {OUT / 'report.md'} and {n_figures} figures")
 
+
+def _write_report(p, train, evaluation, data_meta, loss, epochs, net, x, t) -> int:
     plots.loss_curve(loss["loss"], OUT / "loss.png")
     plots.accuracy_curve(epochs["epoch"], epochs["train_accuracy"], epochs["test_accuracy"], OUT / "accuracy.png")
     plots.confusion(evaluation["confusion_matrix"], OUT / "confusion.png")
 
-    net = TwoLayerNet.load(MODEL)
-    x = load_npy(Path("data/prepared/x_test.npy"))
-    t = load_npy(Path("data/prepared/t_test.npy"))
     proba = predict_proba(net, x.astype(net.dtype, copy=False))
     worst = most_confident_errors(proba, t, p.report.misclassified)
     titles = [f"true {t[i]} → {proba[i].argmax()}\np = {proba[i].max():.2f}" for i in worst]
@@ -76,7 +96,7 @@ def main() -> None:
         "Most confident mistakes": "misclassified.png",
     }
     write_text(OUT / "report.md", render(as_dict(p), train, evaluation, data_meta, figures))
-    print(f"report: {OUT / 'report.md'} and {len(figures)} figures")
+    return len(figures)
 
 
 if __name__ == "__main__":

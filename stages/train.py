@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from zerodl import TwoLayerNet
 from zerodl.entry import run
 from zerodl.errors import DataError
-from zerodl.io import load_npy, write_json, write_text
+from zerodl.io import all_or_nothing, load_npy, write_json, write_text
 from zerodl.optim import make_optimizer
 from zerodl.params import as_dict, check_batch_size, load_params
 from zerodl.progress import ProgressBar
@@ -80,30 +80,33 @@ def main() -> None:
     def on_epoch(r):
         state["acc"] = f"  train acc {r.train_accuracy:.4f}  test acc {r.test_accuracy:.4f}"
 
-    with threadpool_limits(limits=tp.threads, user_api="blas"):
-        result = train(net, optimizer, x_train, t_train, x_test, t_test,
-                       iters=tp.iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
-                       on_iteration=on_iteration, on_epoch=on_epoch)
-    bar.close()
+    try:
+        with threadpool_limits(limits=tp.threads, user_api="blas"):
+            result = train(net, optimizer, x_train, t_train, x_test, t_test,
+                           iters=tp.iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
+                           on_iteration=on_iteration, on_epoch=on_epoch)
+    finally:
+        bar.close()  # an error or Ctrl-C gets a line of its own, not the end of the bar's
 
     last = result.epochs[-1]
-    net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test))
-    write_text(LOSS_CSV, csv_text(["iteration", "loss"],
-                                  ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))
-    write_text(EPOCHS_CSV, csv_text(
-        ["epoch", "iteration", "train_loss", "train_accuracy", "test_loss", "test_accuracy"],
-        ((r.epoch, r.iteration, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy) for r in result.epochs)))
-    write_json(METRICS, {
-        "train_accuracy": last.train_accuracy,
-        "test_accuracy": last.test_accuracy,
-        "train_loss": last.train_loss,
-        "test_loss": last.test_loss,
-        "final_batch_loss": float(result.loss[-1]),
-        "epochs": last.epoch,
-        "iterations": tp.iters,
-        "iters_per_epoch": result.iters_per_epoch,
-        "seconds": round(result.seconds, 3),
-    })
+    with all_or_nothing():  # the four outputs are replaced together or not at all
+        net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test))
+        write_text(LOSS_CSV, csv_text(["iteration", "loss"],
+                                      ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))
+        write_text(EPOCHS_CSV, csv_text(
+            ["epoch", "iteration", "train_loss", "train_accuracy", "test_loss", "test_accuracy"],
+            ((r.epoch, r.iteration, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy) for r in result.epochs)))
+        write_json(METRICS, {
+            "train_accuracy": last.train_accuracy,
+            "test_accuracy": last.test_accuracy,
+            "train_loss": last.train_loss,
+            "test_loss": last.test_loss,
+            "final_batch_loss": float(result.loss[-1]),
+            "epochs": last.epoch,
+            "iterations": tp.iters,
+            "iters_per_epoch": result.iters_per_epoch,
+            "seconds": round(result.seconds, 3),
+        })
     print(f"train: {tp.iters} iterations ({last.epoch:g} epochs) in {result.seconds:.1f} s: "
           f"train accuracy {last.train_accuracy:.4f}, test accuracy {last.test_accuracy:.4f}")
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from zerodl.data.idx import idx_bytes
-from zerodl.data.sources import IDX_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 

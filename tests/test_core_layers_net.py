@@ -448,6 +448,18 @@ def test_backprop_vs_plain_gradient_module(sizes, batch):
     assert _snapshot(net) == before
 
 
+def test_net_numerical_gradient_one_sample_and_onehot():
+    net, x, t = _random_case((5, 4, 3), 3, seed=31)
+    batch = net.numerical_gradient(x[1:2], t[1:2])
+    for xs, ts in ((x[1], t[1]), (x[1:2], np.eye(3)[t[1:2]])):
+        g = net.numerical_gradient(xs, ts)
+        for k in KEYS:
+            np.testing.assert_array_equal(g[k], batch[k])
+    plain = _plain_net_numgrad(net, x[1:2], t[1:2])
+    for k in KEYS:
+        assert np.max(np.abs(batch[k] - plain[k])) <= 1e-9
+
+
 def _kink_case(seed):
     """A small float64 net with several hidden pre-activations within h·|x| of 0."""
     net, x, t = _random_case((5, 6, 3), 4, seed=seed, init=0.7)
@@ -460,7 +472,7 @@ def _kink_case(seed):
     return net, x, t
 
 
-@pytest.mark.parametrize("case", ["kink-11", "kink-12", "random-4-3-2", "random-10-7-5", "mnist-like"])
+@pytest.mark.parametrize("case", ["kink-11", "kink-12", "random-4-3-2", "random-10-7-5", "mnist-like", "raw-pixels"])
 def test_net_numerical_gradient_equals_plain_one_at_a_time(case):
     if case.startswith("kink"):
         net, x, t = _kink_case(int(case.split("-")[1]))
@@ -468,8 +480,12 @@ def test_net_numerical_gradient_equals_plain_one_at_a_time(case):
         net, x, t = _random_case((4, 3, 2), 5, seed=21)
     elif case == "random-10-7-5":
         net, x, t = _random_case((10, 7, 5), 8, seed=22)
-    else:
+    elif case == "mnist-like":
         net, x, t = _random_case((30, 8, 4), 6, seed=23, mnist_like=True)
+    else:  # unnormalised 0..255 inputs: steps h·x far beyond the tiny-step regime
+        net, x, t = _random_case((12, 6, 4), 5, seed=5, init=0.01)
+        x = np.floor(np.random.default_rng(5).uniform(0, 256, size=x.shape))
+        x[x < 128] = 0
     before = _snapshot(net)
     fast = net.numerical_gradient(x, t)
     assert _snapshot(net) == before

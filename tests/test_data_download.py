@@ -45,10 +45,14 @@ def test_good_download(mirror, tmp_path):
     assert len(mirror.requests) == 4
 
 
-@pytest.mark.parametrize("behaviour", ["missing", "slow", "corrupt", "short"])
+@pytest.mark.parametrize("behaviour", ["missing", "slow", "corrupt", "short", "html"])
 def test_a_failing_first_mirror_falls_through_to_the_next(mirror, tmp_path, behaviour):
     if behaviour == "corrupt":
         bad = mirror.serve("bad", CORRUPT)
+    elif behaviour == "html":  # a 200 with an error page instead of the file
+        for name in FILES:
+            mirror.routes[f"/bad/{name}.gz"] = ("ok", b"<html>Service unavailable</html>")
+        bad = f"{mirror.url}/bad/"
     else:
         bad = mirror.serve("bad", FILES, behaviour)  # "missing" routes nothing: 404
     good = mirror.serve("good", FILES)
@@ -70,18 +74,21 @@ def test_connection_refused_falls_through(mirror, tmp_path):
 
 def test_no_good_mirror_is_one_line_naming_each_failure_and_leaves_nothing(mirror, tmp_path):
     corrupt = mirror.serve("corrupt", CORRUPT)
+    cut = f"{mirror.url}/cut/"  # a whole response, but of a gzip file cut short
+    mirror.routes["/cut/train-images-idx3-ubyte.gz"] = ("ok", mirror.routes["/corrupt/train-images-idx3-ubyte.gz"][1][:-30])
     short = mirror.serve("short", FILES, "short")
     slow = mirror.serve("slow", FILES, "slow")
     missing = f"{mirror.url}/missing/"
     cache = tmp_path / "cache"
     with pytest.raises(DataError) as e:
-        _fetch_mnist(tmp_path / "raw", [missing, corrupt, short, slow], cache_dir=cache, timeout=0.3)
+        _fetch_mnist(tmp_path / "raw", [missing, corrupt, cut, short, slow], cache_dir=cache, timeout=0.3)
     message = str(e.value)
     assert "\n" not in message
     assert message.startswith("train-images-idx3-ubyte.gz: no mirror served a good copy: ")
     assert f"{missing}train-images-idx3-ubyte.gz: HTTP 404 Not Found" in message
     assert f"{corrupt}train-images-idx3-ubyte.gz: content sha256 " in message
     assert f"is not the published {SHA['train-images-idx3-ubyte']}" in message
+    assert f"{cut}train-images-idx3-ubyte.gz: the served file: truncated gzip stream " in message
     assert f"{short}train-images-idx3-ubyte.gz: truncated body: " in message
     assert f"{slow}train-images-idx3-ubyte.gz: timed out after 0.3 s" in message
     assert list((tmp_path / "raw").iterdir()) == []

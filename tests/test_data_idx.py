@@ -172,7 +172,7 @@ def test_load_pair_count_mismatch(tmp_path):
 
 def test_load_pair_label_out_of_range(tmp_path):
     images, labels = _pair(tmp_path, IMAGES, np.array([0, 10, 12], dtype=np.uint8))
-    with pytest.raises(DataError, match=r"label 10 at index 1 is out of range 0-9 \(2 such labels\)"):
+    with pytest.raises(DataError, match=r"label 10 at index 1 is out of range 0-9 \(2 out of range in all\)"):
         load_pair(images, labels)
 
 

@@ -23,7 +23,9 @@ import numpy as np
 
 from . import __version__
 from .entry import run
-from .errors import DataError, ModelError, ParamsError
+from .errors import DataError, ModelError
+from .gradient import H, gradient_check
+from .metrics import most_confident_errors, predict_proba
 from .net import TwoLayerNet
 
 MODEL = Path("data/model/model.npz")
@@ -34,6 +36,7 @@ SHOW_OUT = Path("digits.png")
 GRADCHECK_THRESHOLD = 1e-7  # the book's check on fresh weights gives 1e-10 .. 1e-13
 N_CLASSES = 10
 BAR_WIDTH = 20  # characters for probability 1.0
+GREEN, RED = "1;32", "1;31"  # ANSI: the predicted class, right or wrong
 
 
 # --- reading the pipeline's files -------------------------------------------------
@@ -47,6 +50,9 @@ def load_net(path: Path) -> TwoLayerNet:
 
 def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, t) of one split of the prepared data; memory-mapped, so one digit costs one digit."""
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: no such folder (expected the prepared data: run `dvc repro prepare`, "
+                        "or pass --data DIR)")
     arrays = []
     for name in (f"x_{split}", f"t_{split}"):
         path = data_dir / f"{name}.npy"
@@ -129,8 +135,6 @@ def chart(proba: np.ndarray, mark: dict[int, str] | None = None) -> list[str]:
     return lines
 
 
-GREEN, RED = "1;32", "1;31"
-
 
 def ascii_digit(row: np.ndarray) -> list[str]:
     """A 28x28 digit as text, two characters per pixel so it keeps its shape, inside a frame."""
@@ -152,8 +156,6 @@ def cmd_predict(args) -> int:
     net = load_net(args.model)
     if args.images:
         return predict_files(net, args)
-    from .metrics import predict_proba
-
     x, t = load_split(args.data, args.split)
     check_fits(net, x, args.data / f"x_{args.split}.npy")
     if args.errors is not None:
@@ -186,8 +188,7 @@ def check_index(i: int, n: int, args) -> None:
 
 
 def predict_files(net: TwoLayerNet, args) -> int:
-    from .images import load_digit
-    from .metrics import predict_proba
+    from .images import load_digit  # PIL: imported only by the commands that read pictures
 
     if net.input_size != 28 * 28:
         raise ModelError(f"{args.model}: expects {net.input_size} inputs, but a picture becomes 28x28 = 784")
@@ -206,8 +207,6 @@ def predict_files(net: TwoLayerNet, args) -> int:
 
 
 def predict_errors(net: TwoLayerNet, x, t, args) -> int:
-    from .metrics import most_confident_errors, predict_proba
-
     proba = predict_proba(net, x)
     n_wrong = int(np.count_nonzero(proba.argmax(axis=1) != t))
     worst = most_confident_errors(proba, t, args.errors)
@@ -215,6 +214,9 @@ def predict_errors(net: TwoLayerNet, x, t, args) -> int:
                 "probability": float(proba[i].max()), "probabilities": proba[i].tolist()} for i in worst]
     if args.json:
         print_json(results)
+        return 0
+    if not results:
+        print(f"no mistakes: the net gets all {len(t):,} digits of the {args.split} split right")
         return 0
     print(f"The {len(worst)} most confident mistakes in the {args.split} split "
           f"({n_wrong} of {len(t):,} digits are wrong):")
@@ -229,6 +231,8 @@ def predict_errors(net: TwoLayerNet, x, t, args) -> int:
 def cmd_show(args) -> int:
     if args.out.suffix.lower() != ".png":
         raise DataError(f"--out {args.out}: expected a file name ending in .png")
+    if args.out.parent.exists() and not args.out.parent.is_dir():
+        raise DataError(f"--out {args.out}: {args.out.parent} is a file, not a folder")
     title = None
     if args.images:
         from .images import load_digit
@@ -239,8 +243,6 @@ def cmd_show(args) -> int:
     else:
         x, t = load_split(args.data, args.split)
         if args.errors is not None:
-            from .metrics import most_confident_errors, predict_proba
-
             net = load_net(args.model)
             check_fits(net, x, args.data / f"x_{args.split}.npy")
             proba = predict_proba(net, x)
@@ -263,16 +265,38 @@ def cmd_show(args) -> int:
 
     cols = min(args.cols, len(rows))
     try:
-        plots.digit_grid(rows, titles, args.out, cols=cols, title=title)
+        plots.digit_grid(rows, titles, args.out, cols=cols, title=title, frame=True)
     except OSError as e:
         raise DataError(f"--out {args.out}: cannot write ({e.strerror or e})") from None
     n_rows = (len(rows) + cols - 1) // cols
     print(f"wrote {args.out}: {len(rows)} digit{'s' if len(rows) > 1 else ''} "
-          f"({n_rows}x{cols} grid) {what}")
+          f"in a {n_rows}x{cols} grid, {what}")
     if len(rows) == 1:
         print(titles[0].replace("\n", ", "))
         print("\n".join(ascii_digit(rows[0])))
     return 0
+
+
+def near_relu_kink(net: TwoLayerNet, x: np.ndarray) -> int:
+    """How many hidden pre-activations a ±h step of one W1 or b1 entry can push across 0."""
+    a1 = x @ net.params["W1"] + net.params["b1"]
+    reach = H * np.maximum(np.abs(x).max(axis=1, keepdims=True), 1.0)  # h·x[n, i] at most, or h·1 for b1
+    return int(np.count_nonzero(np.abs(a1) < reach))
+
+
+def gradcheck_batch(data_dir: Path, batch: int, seed: int, width: int, n_classes: int):
+    """(x, t, what they are): the book's first few training digits, or random numbers if there are none."""
+    x_path = data_dir / "x_train.npy"
+    if x_path.exists():
+        x, t = load_split(data_dir, "train")
+        if batch > len(t):
+            raise DataError(f"--batch {batch}: {x_path} holds only {len(t)} digits")
+        return (np.array(x[:batch], dtype=np.float64), np.array(t[:batch]),
+                f"the first {batch} training digits of {data_dir}")
+    rng = np.random.default_rng(seed)
+    return (rng.random((batch, width)), rng.integers(0, n_classes, batch),
+            f"{batch} RANDOM inputs of {width} values in [0, 1] with random labels "
+            f"({x_path} not found; the check needs no real digits)")
 
 
 def _short(name: str, limit: int = 20) -> str:
@@ -282,43 +306,23 @@ def _short(name: str, limit: int = 20) -> str:
 # --- gradcheck -----------------------------------------------------------------------
 
 def cmd_gradcheck(args) -> int:
-    from .gradient import gradient_check
+    from .params import load_params  # yaml: imported only by the command that reads params.yaml
 
     if args.model is not None:
         trained = load_net(args.model)
+        x_batch, t_batch, source = gradcheck_batch(args.data, args.batch, 0, trained.input_size, trained.output_size)
+        check_fits(trained, x_batch, args.data / "x_train.npy")
+        # In float64, as the book's check: float32 rounding (~1e-7) is the size of the threshold.
         net = TwoLayerNet(trained.input_size, trained.hidden_size, trained.output_size, dtype=np.float64, seed=0)
-        net.set_params(trained.params)  # the trained weights, in float64
-        seed = 0
+        net.set_params(trained.params)
         about = f"the trained weights of {args.model}"
     else:
-        from .params import load_params
-
-        p = load_params(args.params)
-        seed = p.seed
-        net = None
-        about = (f"fresh weights: weight_init_std {p.model.weight_init_std}, seed {p.seed} "
+        params = load_params(args.params)  # ParamsError: one line naming the bad key
+        x_batch, t_batch, source = gradcheck_batch(args.data, args.batch, params.seed, 28 * 28, N_CLASSES)
+        net = TwoLayerNet(x_batch.shape[1], params.model.hidden_size, N_CLASSES,
+                          weight_init_std=params.model.weight_init_std, seed=params.seed, dtype=np.float64)
+        about = (f"fresh weights: weight_init_std {params.model.weight_init_std}, seed {params.seed} "
                  f"(from {args.params})")
-
-    x_path = args.data / "x_train.npy"
-    if x_path.exists():
-        x, t = load_split(args.data, "train")
-        if args.batch > len(t):
-            raise DataError(f"--batch {args.batch}: {x_path} holds only {len(t)} digits")
-        # The book's check: the first few training digits.
-        x_batch, t_batch = np.array(x[:args.batch], dtype=np.float64), np.array(t[:args.batch])
-        source = f"the first {args.batch} training digits of {args.data}"
-    else:
-        rng = np.random.default_rng(seed)
-        width = net.input_size if net is not None else 28 * 28
-        x_batch = rng.random((args.batch, width))
-        t_batch = rng.integers(0, net.output_size if net is not None else N_CLASSES, args.batch)
-        source = (f"{args.batch} RANDOM inputs of {width} values in [0, 1] with random labels "
-                  f"({x_path} not found; the check needs no real digits)")
-    if net is None:
-        net = TwoLayerNet(x_batch.shape[1], p.model.hidden_size, N_CLASSES,
-                          weight_init_std=p.model.weight_init_std, seed=p.seed, dtype=np.float64)
-    elif x_batch.shape[1] != net.input_size:
-        raise DataError(f"{x_path}: digits of {x_batch.shape[1]} pixels, but {args.model} expects {net.input_size}")
 
     diffs = gradient_check(net, x_batch, t_batch)
     print(f"gradient check of TwoLayerNet {net.input_size}-{net.hidden_size}-{net.output_size} in float64, "
@@ -330,7 +334,12 @@ def cmd_gradcheck(args) -> int:
         print(f"  {key}: {diffs[key]:.3e}  {verdict}")
     bad = [k for k, d in diffs.items() if not d <= GRADCHECK_THRESHOLD]
     if bad:
-        print(f"FAILED: {', '.join(bad)} differ by more than {GRADCHECK_THRESHOLD:g}; backprop has a bug")
+        print(f"FAILED: backprop and the numerical gradient differ by more than {GRADCHECK_THRESHOLD:g} "
+              f"for {', '.join(bad)}")
+        kinks = near_relu_kink(net, x_batch)
+        if kinks:
+            print(f"note: {kinks} hidden pre-activations lie within a step h = {H:g} of the ReLU kink at 0, "
+                  "where the central difference itself is wrong; a smaller --batch avoids them")
         return 1
     print(f"passed: backprop agrees with the numerical gradient within {GRADCHECK_THRESHOLD:g}")
     return 0
@@ -381,24 +390,20 @@ def _get(d, *keys):
 
 
 def describe_training(params: dict | None, meta: dict) -> str:
+    """Two lines: the loop (optimizer, iterations, step) and the start (init, seed, data)."""
     if params is None:
         return "(the model file does not record the params it was trained with)"
-    parts = []
-    iters, opt = _get(params, "train", "iters"), _get(params, "train", "optimizer")
-    if iters is not None:
-        parts.append(f"{iters:,} iterations of {opt or '?'}" if isinstance(iters, int) else f"{iters} iterations")
-    for label, keys in (("learning rate", ("train", "learning_rate")), ("batch", ("train", "batch_size")),
-                        ("gradient", ("train", "gradient")), ("dtype", ("train", "dtype")),
-                        ("weight_init_std", ("model", "weight_init_std")), ("seed", ("seed",))):
-        value = _get(params, *keys)
-        if value is not None:
-            parts.append(f"{label} {value}")
-    source = _get(params, "data", "source")
-    n_train = meta.get("n_train")
-    on = f"on {source}" if source else ""
-    if isinstance(n_train, int):
-        on += f" ({n_train:,} training digits)"
-    return ", ".join(parts) + (f"; {on.strip()}" if on else "")
+    train = params.get("train") if isinstance(params.get("train"), dict) else {}
+    loop = [f"{k} {train[k]}" for k in ("learning_rate", "batch_size", "gradient", "dtype") if k in train]
+    first = f"{train.get('iters', '?')} iterations of {train.get('optimizer', '?')}"
+    if loop:
+        first += f" ({', '.join(loop)})"
+    start = [f"{k} {v}" for k, v in (("weight_init_std", _get(params, "model", "weight_init_std")),
+                                     ("seed", params.get("seed"))) if v is not None]
+    source, n_train = _get(params, "data", "source"), meta.get("n_train")
+    if source:
+        start.append(f"on {n_train:,} {source} digits" if isinstance(n_train, int) else f"on {source}")
+    return first + ("\n          " + ", ".join(start) if start else "")
 
 
 def describe_accuracy(folder: Path, train_json, train_why, eval_json, eval_why) -> str:
@@ -493,7 +498,7 @@ examples:
   zerodl predict my_three.png photo.jpg
   zerodl predict --json my_three.png         # for scripts: file, prediction, probabilities
   zerodl predict --index 42                  # test digit 42, with its true label
-  zerodl predict --errors 10 --split train   # the 10 most confident mistakes
+  zerodl predict --errors 10 --split train   # the 10 most confident mistakes on the training set
 """)
     p.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="PNG or JPEG pictures of one digit each")
     how = p.add_mutually_exclusive_group()
@@ -502,7 +507,7 @@ examples:
     _data_options(p)
     _model_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON document instead of bar charts")
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, parser=p)
 
     p = _command(sub, "show", "draw digits to a PNG: prepared digits, mistakes, or pictures as the net sees them",
                  f"""\
@@ -522,7 +527,7 @@ examples:
     p.add_argument("--cols", type=_count, default=5, help="digits per row (default: 5)")
     _data_options(p)
     _model_option(p)
-    p.set_defaults(func=cmd_show)
+    p.set_defaults(func=cmd_show, parser=p)
 
     p = _command(sub, "gradcheck", "compare backprop with the numerical gradient (the book's chapter-5 check)",
                  f"""\
@@ -566,9 +571,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.command in ("predict", "show"):
         chosen = sum([bool(args.images), args.index is not None, args.errors is not None])
         if chosen != 1:
-            parser.parse_args([args.command, "--help"]) if False else None
-            sub = "predict" if args.command == "predict" else "show"
-            parser.error(f"{sub}: expected IMAGE files, or --index N, or --errors K (exactly one of them)")
+            args.parser.error("expected IMAGE files, or --index N, or --errors K (exactly one of them)")
     return args
 
 
@@ -576,32 +579,20 @@ def _main(argv=None) -> int:
     try:
         try:
             args = parse_args(argv)
-        except SystemExit:
-            _flush_stdout()  # --help into a closed pipe
-            raise
+        finally:
+            sys.stdout.flush()  # --help's text, before argparse exits
         code = args.func(args)
-        _flush_stdout()
+        sys.stdout.flush()  # now, not at interpreter exit, so a closed pipe is caught below
         return code
     except BrokenPipeError:
-        # The reader went away (`zerodl info | head -1`): stop quietly.
-        _silence_stdout()
+        # The reader went away (`zerodl info | head -1`): stop quietly, exit 1 as for any
+        # unfinished output. Point stdout at /dev/null so Python's own flush at exit cannot
+        # fail a second time and print "Exception ignored".
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return 1
-
-
-def _flush_stdout() -> None:
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    # Point stdout at /dev/null so Python's own flush at exit cannot fail a second time.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def main(argv=None) -> None:

@@ -8,10 +8,13 @@ never half of a new one.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import json
 import os
+import signal
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -25,24 +28,85 @@ MODEL_VERSION = 1
 PARAM_KEYS = ("W1", "b1", "W2", "b2")
 
 
+# (temporary, target) pairs written inside an `all_or_nothing` block, not yet renamed.
+_STAGED: contextvars.ContextVar[list[tuple[str, Path]] | None] = contextvars.ContextVar("zerodl_staged", default=None)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of `path`; rename it onto `path` on success."""
+    """Open a temporary sibling of `path`; rename it onto `path` on success.
+
+    Inside `all_or_nothing`, the file is only staged, and an OSError names the
+    output, not the temporary file: `path` when writing fails (a full disk fails
+    `write`, which names no file), its folder when the file cannot be created.
+    """
     path = Path(path)
+    staged = _STAGED.get()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        if staged is not None and e.errno is not None:  # the folder is what cannot be written
+            raise OSError(e.errno, e.strerror, str(path.parent)) from e
+        raise
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if staged is not None:
+            staged.append((tmp, path))  # all_or_nothing renames it with the others
+        else:
+            os.replace(tmp, path)
+    except BaseException as e:
         # BaseException: KeyboardInterrupt must not leave the temp file either.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if staged is not None and isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Install every file written in this block together, or none of them.
+
+    A stage's outputs belong together (a new model next to the old metrics
+    would be a lie), so inside the block `atomic_write` only stages each file;
+    when the block ends without error they are all renamed onto their targets,
+    with Ctrl-C and SIGTERM held back for those few renames. On an error or an
+    interruption every staged file is removed and the old outputs stay as they were.
+    """
+    if _STAGED.get() is not None:  # nested: the outermost block installs
+        yield
+        return
+    staged: list[tuple[str, Path]] = []
+    token = _STAGED.set(staged)
+    try:
+        yield
+        with _signals_held():
+            for tmp, path in staged:
+                os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    finally:
+        _STAGED.reset(token)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a held signal is delivered now
 
 
 def _umask() -> int:
@@ -70,7 +134,13 @@ def save_npy(path, array: np.ndarray) -> None:
 
 
 def load_npy(path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" not in str(e):
+            raise
+        # Not numpy's advice to load the file "unsafely": zerodl never unpickles.
+        raise ValueError("not a .npy array, or one of Python objects, which zerodl never unpickles") from None
 
 
 def save_model(path, params: dict[str, np.ndarray], config: dict) -> None:
@@ -109,41 +179,69 @@ def load_model(path) -> tuple[dict[str, np.ndarray], dict]:
     """
     path = Path(path)
     where = str(path)
+    if path.is_dir():
+        raise ModelError(f"{where}: is a folder, not a model file")
     if not path.is_file():
         raise ModelError(f"{where}: no such model file (train one with `dvc repro`)")
     try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy gives an ndarray: no `with`
-            raise ModelError(f"{where}: not a zerodl model (a single .npy array, not an .npz archive)")
-        with z:
-            names = set(z.files)
-            if "meta" not in names:
-                raise ModelError(f"{where}: not a zerodl model (no 'meta' entry; has {sorted(names)})")
-            meta_arr = z["meta"]
-            if meta_arr.dtype.kind != "U" or meta_arr.shape != ():
-                raise ModelError(f"{where}: not a zerodl model ('meta' is not a JSON string)")
-            meta = json.loads(str(meta_arr))
-            if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-                raise ModelError(f"{where}: not a zerodl model (format is {meta.get('format') if isinstance(meta, dict) else meta!r})")
-            if meta.get("version") != MODEL_VERSION:
-                raise ModelError(f"{where}: model version {meta.get('version')!r} is not supported (expected {MODEL_VERSION})")
-            missing = [k for k in PARAM_KEYS if k not in names]
-            if missing:
-                raise ModelError(f"{where}: model is missing arrays {missing}")
-            params = {k: z[k] for k in PARAM_KEYS}
+        # Our own handle, closed by `with` whatever happens: np.load given a path
+        # leaks its file when the zip directory is damaged (NpzFile raises).
+        with open(path, "rb") as f:
+            z = np.load(f, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy gives an ndarray: no `with`
+                raise ModelError(f"{where}: not a zerodl model (a single .npy array, not an .npz archive)")
+            with z:
+                names = set(z.files)
+                if "meta" not in names:
+                    raise ModelError(f"{where}: not a zerodl model (no 'meta' entry; has {sorted(names)})")
+                meta_arr = z["meta"]
+                if meta_arr.dtype.kind != "U" or meta_arr.shape != ():
+                    raise ModelError(f"{where}: not a zerodl model ('meta' is not a JSON string)")
+                meta = json.loads(str(meta_arr))
+                if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+                    raise ModelError(f"{where}: not a zerodl model (format is {meta.get('format') if isinstance(meta, dict) else meta!r})")
+                if meta.get("version") != MODEL_VERSION:
+                    raise ModelError(f"{where}: model version {meta.get('version')!r} is not supported (expected {MODEL_VERSION})")
+                missing = [k for k in PARAM_KEYS if k not in names]
+                if missing:
+                    raise ModelError(f"{where}: model is missing arrays {missing}")
+                params = {k: z[k] for k in PARAM_KEYS}
     except ModelError:
         raise
     except json.JSONDecodeError as e:  # a ValueError too: must come first
         raise ModelError(f"{where}: not a zerodl model ('meta' is not valid JSON: {e})") from None
     except ValueError as e:
         # numpy says "Object arrays cannot be loaded when allow_pickle=False" for pickles.
-        raise ModelError(f"{where}: refused to load ({e}); zerodl models never need pickle") from None
+        raise ModelError(_not_npz(path, where) or
+                         f"{where}: refused to load ({e}); zerodl models never need pickle") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise ModelError(f"{where}: not a readable zerodl model ({type(e).__name__}: {e})") from None
+        raise ModelError(_not_npz(path, where) or
+                         f"{where}: not a readable zerodl model ({type(e).__name__}: {e})") from None
     except Exception as e:  # damaged zip headers: NotImplementedError, RuntimeError, zlib.error...
         raise ModelError(f"{where}: not a readable zerodl model ({type(e).__name__}: {e})") from None
     _check_shapes(where, params, meta)
     return params, meta
+
+
+def _not_npz(path: Path, where: str) -> str | None:
+    """What the file is, when np.load refused it and it is no .npz or .npy at all.
+
+    numpy's own message for those would suggest loading the file "unsafely"
+    with pickle, which zerodl never does. None: let numpy's error stand.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        return f"{where}: cannot read ({e.strerror or e})"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        return None  # a damaged archive or array: numpy's message says how
+    if not head:
+        return f"{where}: is empty, not a zerodl model"
+    if head.startswith(b"\x80"):
+        return (f"{where}: is a Python pickle, not a zerodl model; "
+                "zerodl never unpickles (loading a pickle can run any code)")
+    return f"{where}: not a zerodl model (not an .npz archive; it starts with {head!r})"
 
 
 def _check_shapes(where: str, params: dict, meta: dict) -> None:

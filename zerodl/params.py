@@ -8,6 +8,7 @@ key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -141,6 +142,34 @@ CHECKS: dict[str, dict[str, Callable[[Any], str | None]]] = {
 SECTIONS = {"data": DataParams, "model": ModelParams, "train": TrainParams, "report": ReportParams}
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads 1e-3 and 1.0e3 as floats (YAML 1.2, as DVC reads them).
+
+    PyYAML follows YAML 1.1, where an exponent needs a dot and a sign: it would
+    load `learning_rate: 1e-3` as the string '1e-3'. And like DVC it refuses a
+    key written twice, where PyYAML would silently keep the last one.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is written twice (lines {seen[key]} and {line}); keep one",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml. Raises ParamsError (exit code 2) on any problem."""
     path = Path(path)
@@ -151,7 +180,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except (OSError, UnicodeDecodeError) as e:
         raise ParamsError(f"{path}: cannot read ({e})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

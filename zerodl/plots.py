@@ -78,8 +78,11 @@ def confusion(cm, path, labels=None) -> None:
     _save(fig, path)
 
 
-def digit_grid(images, titles, path, cols: int = 5, title: str | None = None) -> None:
-    """A grid of 28x28 digits (rows of 784 values in [0, 1]) with a caption under each."""
+def digit_grid(images, titles, path, cols: int = 5, title: str | None = None, frame: bool = False) -> None:
+    """A grid of 28x28 digits (rows of 784 values in [0, 1]) with a caption under each.
+
+    `frame` draws each digit's 28x28 border, to show where it sits in the field.
+    """
     images = np.asarray(images)
     n = max(len(images), 1)
     cols = max(1, min(cols, n))
@@ -91,7 +94,14 @@ def digit_grid(images, titles, path, cols: int = 5, title: str | None = None) ->
         if k < len(images):
             ax.imshow(images[k].reshape(side, side), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
             ax.set_title(titles[k], fontsize=8)
+            if frame:
+                ax.axis("on")
+                ax.set_xticks([])
+                ax.set_yticks([])
     if title:
         fig.suptitle(title)
+    # Twice: the first pass squares the image axes, which moves their titles; the second
+    # makes room for the titles where they now are (once, a single row's titles are clipped).
+    fig.tight_layout()
     fig.tight_layout()
     _save(fig, path)

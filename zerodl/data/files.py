@@ -80,9 +80,13 @@ def read_upto(f: IO[bytes], n: int) -> bytearray:
     return buf
 
 
-def content_sha256(path: str | os.PathLike, max_bytes: int = MAX_CONTENT_BYTES) -> tuple[str, int]:
-    """Return (sha256 hex, size) of the file's content, decompressed if gzip; at most max_bytes."""
-    where = str(path)
+def content_sha256(path: str | os.PathLike, max_bytes: int = MAX_CONTENT_BYTES,
+                   where: str | None = None) -> tuple[str, int]:
+    """Return (sha256 hex, size) of the file's content, decompressed if gzip; at most max_bytes.
+
+    `where` names the file in errors (default: its path).
+    """
+    where = where or str(path)
     h = hashlib.sha256()
     size = 0
     with gzip_errors(where), open_content(path) as f:

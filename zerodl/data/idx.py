@@ -119,7 +119,7 @@ def load_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike,
     bad = np.flatnonzero(labels >= n_classes)
     if bad.size:
         raise DataError(f"{labels_path}: label {labels[bad[0]]} at index {bad[0]} is out of range 0-{n_classes - 1}"
-                        f" ({bad.size} such labels)")
+                        f" ({bad.size} out of range in all)")
     return images, labels
 
 

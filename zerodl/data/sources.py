@@ -207,7 +207,7 @@ def _download(name: str, mirrors: Sequence[str], folder: Path, want: str, timeou
     target = folder / f"{name}.gz"
 
     def verify(path: Path) -> str | None:
-        got, _ = content_sha256(path)
+        got, _ = content_sha256(path, where="the served file")  # its temporary name would mean nothing
         return None if got == want else f"content sha256 {got} is not the published {want}"
 
     url = download(f"{name}.gz", mirrors, target, verify, timeout=timeout, progress=progress)
