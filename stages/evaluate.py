@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
 from zerodl.entry import run
-from zerodl.errors import DataError, ModelError
-from zerodl.io import all_or_nothing, load_npy, write_json, write_text
+from zerodl.errors import ModelError
+from zerodl.io import all_or_nothing, load_split, write_json, write_text
 from zerodl.metrics import evaluate, predict_proba
 from zerodl.params import load_params
 
@@ -26,16 +25,9 @@ PREDICTIONS = Path("data/plots/predictions.csv")
 
 
 def load_test_set(input_size: int):
-    paths = PREPARED / "x_test.npy", PREPARED / "t_test.npy"
-    try:
-        x, t = (load_npy(p) for p in paths)
-    except FileNotFoundError as e:
-        raise DataError(f"{e.filename}: not found (run `dvc repro prepare` first)") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{PREPARED}: test set is not readable ({e}); rerun `dvc repro -f prepare`") from None
-    if x.ndim != 2 or x.shape[1] != input_size or t.shape != (len(x),):
-        raise DataError(f"{PREPARED}: test set of shape {x.shape} / {t.shape} does not fit a model "
-                        f"with {input_size} inputs")
+    x, t = load_split(PREPARED, "test")
+    if x.shape[1] != input_size:
+        raise ModelError(f"{MODEL}: has {input_size} inputs, but the test digits have {x.shape[1]} values")
     return x, t
 
 

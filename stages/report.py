@@ -15,13 +15,14 @@ from zerodl import TwoLayerNet
 from zerodl import plots
 from zerodl.entry import run
 from zerodl.errors import DataError, ModelError
-from zerodl.io import all_or_nothing, load_npy, write_text
+from zerodl.io import all_or_nothing, load_split, write_text
 from zerodl.metrics import most_confident_errors, predict_proba
 from zerodl.params import as_dict, load_params
 from zerodl.report import render
 
 OUT = Path("data/report")
 MODEL = Path("data/model/model.npz")
+PREPARED = Path("data/prepared")
 
 
 def read_json(path: Path) -> dict:
@@ -48,15 +49,9 @@ def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
 
 
 def load_test_set(input_size: int):
-    paths = Path("data/prepared/x_test.npy"), Path("data/prepared/t_test.npy")
-    try:
-        x, t = (load_npy(p) for p in paths)
-    except FileNotFoundError as e:
-        raise DataError(f"{e.filename}: not found (run `dvc repro prepare` first)") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"data/prepared: test set is not readable ({e}); rerun `dvc repro -f prepare`") from None
-    if x.ndim != 2 or x.shape[1] != input_size or t.shape != (len(x),):
-        raise ModelError(f"{MODEL}: has {input_size} inputs, but the test set is {x.shape} / {t.shape}")
+    x, t = load_split(PREPARED, "test")
+    if x.shape[1] != input_size:
+        raise ModelError(f"{MODEL}: has {input_size} inputs, but the test digits have {x.shape[1]} values")
     return x, t
 
 

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from zerodl import TwoLayerNet
 from zerodl.entry import run
 from zerodl.errors import DataError
-from zerodl.io import all_or_nothing, load_npy, write_json, write_text
+from zerodl.io import all_or_nothing, load_split, write_json, write_text
 from zerodl.optim import make_optimizer
 from zerodl.params import as_dict, check_batch_size, load_params
 from zerodl.progress import ProgressBar
@@ -30,24 +30,10 @@ EPOCHS_CSV = Path("data/plots/epochs.csv")
 
 
 def load_prepared(dtype):
-    arrays = {}
-    for name in ("x_train", "t_train", "x_test", "t_test"):
-        path = PREPARED / f"{name}.npy"
-        try:
-            arrays[name] = load_npy(path)
-        except FileNotFoundError:
-            raise DataError(f"{path}: not found (run `dvc repro prepare` first)") from None
-        except (ValueError, OSError, EOFError) as e:
-            raise DataError(f"{path}: not a readable .npy array ({e}); rerun `dvc repro -f prepare`") from None
-    for split in ("train", "test"):
-        x, t = arrays[f"x_{split}"], arrays[f"t_{split}"]
-        if x.ndim != 2 or t.ndim != 1 or len(x) != len(t) or len(t) == 0:
-            raise DataError(f"{PREPARED}: x_{split} {x.shape} and t_{split} {t.shape} do not match; rerun `dvc repro -f prepare`")
-    if arrays["x_train"].shape[1] != arrays["x_test"].shape[1]:
-        raise DataError(f"{PREPARED}: train and test images differ in size")
-    arrays["x_train"] = arrays["x_train"].astype(dtype, copy=False)
-    arrays["x_test"] = arrays["x_test"].astype(dtype, copy=False)
-    return arrays
+    (x_train, t_train), (x_test, t_test) = (load_split(PREPARED, split) for split in ("train", "test"))
+    if x_train.shape[1] != x_test.shape[1]:
+        raise DataError(f"{PREPARED}: train and test images differ in size; rerun `dvc repro -f prepare`")
+    return x_train.astype(dtype, copy=False), t_train, x_test.astype(dtype, copy=False), t_test
 
 
 def csv_text(header, rows) -> str:
@@ -61,8 +47,7 @@ def csv_text(header, rows) -> str:
 def main() -> None:
     p = load_params("params.yaml")
     tp = p.train
-    data = load_prepared(np.dtype(tp.dtype))
-    x_train, t_train, x_test, t_test = data["x_train"], data["t_train"], data["x_test"], data["t_test"]
+    x_train, t_train, x_test, t_test = load_prepared(np.dtype(tp.dtype))
     check_batch_size(p, len(x_train))
     n_classes = int(max(t_train.max(), t_test.max())) + 1
 

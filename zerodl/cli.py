@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from . import io
 from .entry import run
 from .errors import DataError, ModelError
 from .gradient import H, gradient_check
@@ -53,23 +54,8 @@ def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: no such folder (expected the prepared data: run `dvc repro prepare`, "
                         "or pass --data DIR)")
-    arrays = []
-    for name in (f"x_{split}", f"t_{split}"):
-        path = data_dir / f"{name}.npy"
-        try:
-            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
-        except FileNotFoundError:
-            raise DataError(f"{path}: not found (expected the prepared data: run `dvc repro prepare`, "
-                            "or pass --data DIR)") from None
-        except (ValueError, OSError, EOFError) as e:
-            raise DataError(f"{path}: not a readable .npy array ({e})") from None
-    x, t = arrays
-    if x.ndim != 2 or t.ndim != 1 or len(x) != len(t) or x.dtype.kind != "f" or t.dtype.kind not in "iu":
-        raise DataError(f"{data_dir}: x_{split} {x.shape} {x.dtype} and t_{split} {t.shape} {t.dtype} "
-                        "are not prepared data (expected float rows and integer labels of the same length)")
-    if len(t) == 0:
-        raise DataError(f"{data_dir}: the {split} split is empty")
-    return x, t
+    return io.load_split(data_dir, split, mmap=True,
+                         hint="expected the prepared data: run `dvc repro prepare`, or pass --data DIR")
 
 
 def check_fits(net: TwoLayerNet, x: np.ndarray, where) -> None:

@@ -21,7 +21,7 @@ from typing import IO, Iterator
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import DataError, ModelError
 
 MODEL_FORMAT = "zerodl.TwoLayerNet"
 MODEL_VERSION = 1
@@ -141,6 +141,33 @@ def load_npy(path) -> np.ndarray:
             raise
         # Not numpy's advice to load the file "unsafely": zerodl never unpickles.
         raise ValueError("not a .npy array, or one of Python objects, which zerodl never unpickles") from None
+
+
+def load_split(folder, split: str, mmap: bool = False,
+               hint: str = "run `dvc repro prepare` first") -> tuple[np.ndarray, np.ndarray]:
+    """(x, t) of one split ("train" or "test") of the prepared data in `folder`.
+
+    Checks what every reader relies on: float rows, integer labels, same length,
+    not empty. `mmap` maps the files instead of reading them (one digit costs one digit).
+    """
+    folder = Path(folder)
+    arrays = []
+    for name in (f"x_{split}", f"t_{split}"):
+        path = folder / f"{name}.npy"
+        try:
+            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False) if mmap else load_npy(path))
+        except FileNotFoundError:
+            raise DataError(f"{path}: not found ({hint})") from None
+        except (ValueError, OSError, EOFError) as e:
+            raise DataError(f"{path}: not a readable .npy array ({e}); rerun `dvc repro -f prepare`") from None
+    x, t = arrays
+    if x.ndim != 2 or t.ndim != 1 or len(x) != len(t) or x.dtype.kind != "f" or t.dtype.kind not in "iu":
+        raise DataError(f"{folder}: x_{split} {x.shape} {x.dtype} and t_{split} {t.shape} {t.dtype} "
+                        "are not prepared data (expected float rows and integer labels of the same length); "
+                        "rerun `dvc repro -f prepare`")
+    if len(t) == 0:
+        raise DataError(f"{folder}: the {split} split is empty")
+    return x, t
 
 
 def save_model(path, params: dict[str, np.ndarray], config: dict) -> None:
