@@ -306,18 +306,3 @@ def test_numerical_gradient_training_float32_net():
                    gradient="numerical")
     assert all(v.dtype == np.float32 for v in net.params.values())
     assert len(result.loss) == 3 and np.all(np.isfinite(result.loss))
-
-
-def test_background_workers_give_the_same_bits_as_working_in_line():
-    x, t = xor_data(400, 11)
-    runs = []
-    for background in (False, True):
-        rng = np.random.default_rng(5)
-        net = TwoLayerNet(2, 16, 2, weight_init_std="he", rng=rng)
-        seen = []
-        r = train(net, SGD(lr=0.2), x, t, x[:100], t[:100], iters=130, batch_size=20, rng=rng,
-                  on_epoch=seen.append, background=background)
-        assert seen == r.epochs  # every record reaches on_epoch, in epoch order
-        runs.append((r.epochs, r.loss.tobytes(), {k: v.tobytes() for k, v in net.params.items()}))
-    assert len(runs[0][0]) == 7  # 130 iterations of 20 per epoch: 6 whole epochs and a partial one
-    assert runs[0] == runs[1]
