@@ -30,7 +30,8 @@ EPOCHS_CSV = Path("data/plots/epochs.csv")
 
 
 def load_prepared(dtype):
-    (x_train, t_train), (x_test, t_test) = (load_split(PREPARED, split) for split in ("train", "test"))
+    # Memory-mapped: the pages are read as batches touch them, not copied up front.
+    (x_train, t_train), (x_test, t_test) = (load_split(PREPARED, split, mmap=True) for split in ("train", "test"))
     if x_train.shape[1] != x_test.shape[1]:
         raise DataError(f"{PREPARED}: train and test images differ in size; rerun `dvc repro -f prepare`")
     return x_train.astype(dtype, copy=False), t_train, x_test.astype(dtype, copy=False), t_test

@@ -133,9 +133,9 @@ def save_npy(path, array: np.ndarray) -> None:
         np.save(f, array, allow_pickle=False)
 
 
-def load_npy(path) -> np.ndarray:
+def load_npy(path, mmap: bool = False) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as e:
         if "pickle" not in str(e):
             raise
@@ -155,7 +155,7 @@ def load_split(folder, split: str, mmap: bool = False,
     for name in (f"x_{split}", f"t_{split}"):
         path = folder / f"{name}.npy"
         try:
-            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False) if mmap else load_npy(path))
+            arrays.append(load_npy(path, mmap))
         except FileNotFoundError:
             raise DataError(f"{path}: not found ({hint})") from None
         except (ValueError, OSError, EOFError) as e:

@@ -75,8 +75,10 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
             if k == 0:
                 perm = rng.permutation(n)
             idx = perm[k * batch_size:(k + 1) * batch_size]
-            np.take(x_train, idx, axis=0, out=x_batch)
-            np.take(t_train, idx, out=t_batch)
+            # mode="clip" writes straight into the buffer (the default "raise" goes
+            # through a temporary); a permutation's indices are always in range.
+            np.take(x_train, idx, axis=0, out=x_batch, mode="clip")
+            np.take(t_train, idx, out=t_batch, mode="clip")
 
             if gradient == "backprop":
                 grads = net.gradient(x_batch, t_batch)
