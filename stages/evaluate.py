@@ -13,7 +13,6 @@ from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
 from zerodl.entry import run
-from zerodl.errors import ModelError
 from zerodl.io import all_or_nothing, load_split, write_json, write_text
 from zerodl.metrics import evaluate, predict_proba
 from zerodl.params import load_params
@@ -24,19 +23,11 @@ METRICS = Path("data/metrics/eval.json")
 PREDICTIONS = Path("data/plots/predictions.csv")
 
 
-def load_test_set(input_size: int):
-    x, t = load_split(PREPARED, "test")
-    if x.shape[1] != input_size:
-        raise ModelError(f"{MODEL}: has {input_size} inputs, but the test digits have {x.shape[1]} values")
-    return x, t
-
-
 def main() -> None:
     p = load_params("params.yaml")
     net = TwoLayerNet.load(MODEL)
-    x, t = load_test_set(net.input_size)
-    if t.max() >= net.output_size:
-        raise ModelError(f"{MODEL}: has {net.output_size} outputs but the test set has label {int(t.max())}")
+    x, t = load_split(PREPARED, "test")
+    net.check_data(x, t, MODEL)
     x = x.astype(net.dtype, copy=False)
     with threadpool_limits(limits=p.train.threads, user_api="blas"):
         result = evaluate(net, x, t)

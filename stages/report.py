@@ -14,7 +14,7 @@ import numpy as np
 from zerodl import TwoLayerNet
 from zerodl import plots
 from zerodl.entry import run
-from zerodl.errors import DataError, ModelError
+from zerodl.errors import DataError
 from zerodl.io import all_or_nothing, load_split, write_text
 from zerodl.metrics import most_confident_errors, predict_proba
 from zerodl.params import as_dict, load_params
@@ -48,13 +48,6 @@ def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: a value is not a number ({e})") from None
 
 
-def load_test_set(input_size: int):
-    x, t = load_split(PREPARED, "test")
-    if x.shape[1] != input_size:
-        raise ModelError(f"{MODEL}: has {input_size} inputs, but the test digits have {x.shape[1]} values")
-    return x, t
-
-
 def main() -> None:
     # Everything is read and checked before the first figure is drawn.
     p = load_params("params.yaml")
@@ -65,9 +58,8 @@ def main() -> None:
     loss = read_csv_columns(Path("data/plots/loss.csv"))
     epochs = read_csv_columns(Path("data/plots/epochs.csv"))
     net = TwoLayerNet.load(MODEL)
-    x, t = load_test_set(net.input_size)
-    if t.max() >= net.output_size:
-        raise ModelError(f"{MODEL}: has {net.output_size} outputs but the test set has label {int(t.max())}")
+    x, t = load_split(PREPARED, "test")
+    net.check_data(x, t, MODEL)
     with all_or_nothing():  # the five files are replaced together or not at all
         n_figures = _write_report(p, train, evaluation, data_meta, loss, epochs, net, x, t)
     print(f"report: {OUT / 'report.md'} and {n_figures} figures")

@@ -521,3 +521,14 @@ def test_float32_net_gradient_close_to_float64():
         assert g32[k].dtype == np.float32
         np.testing.assert_allclose(g32[k], g64[k], rtol=1e-3, atol=1e-5)
     assert net32.loss(x, t) == pytest.approx(net64.loss(x, t), rel=1e-5)
+
+
+def test_check_data_refuses_digits_or_labels_the_net_cannot_take():
+    from zerodl.errors import ModelError
+
+    net = TwoLayerNet(6, 3, 4, seed=0)
+    net.check_data(np.zeros((2, 6)), np.array([0, 3]), "m.npz")  # fits: no error
+    with pytest.raises(ModelError, match=r"^m\.npz: has 6 inputs, but the digits have shape \(2, 5\)$"):
+        net.check_data(np.zeros((2, 5)), np.array([0, 1]), "m.npz")
+    with pytest.raises(ModelError, match=r"^m\.npz: has 4 outputs, but the data has label 4$"):
+        net.check_data(np.zeros((2, 6)), np.array([0, 4]), "m.npz")

@@ -6,6 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .gradient import H
+from .errors import ModelError
 from .io import load_model, save_model
 from .layers import Affine, Relu, SoftmaxWithLoss
 
@@ -77,6 +78,13 @@ class TwoLayerNet:
         net.weight_init_std = meta.get("weight_init_std")
         net.meta = meta
         return net
+
+    def check_data(self, x, t, where) -> None:
+        """ModelError (naming `where`, the model file) unless x and t fit this net."""
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ModelError(f"{where}: has {self.input_size} inputs, but the digits have shape {x.shape}")
+        if len(t) and int(t.max()) >= self.output_size:
+            raise ModelError(f"{where}: has {self.output_size} outputs, but the data has label {int(t.max())}")
 
     def _cast(self, x):
         return np.asarray(x, dtype=self.dtype)
