@@ -7,12 +7,13 @@ confusion-matrix plot.
 """
 from __future__ import annotations
 
+from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
+
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
-from zerodl.entry import run
 from zerodl.io import all_or_nothing, load_split, write_json, write_text
 from zerodl.metrics import evaluate, predict_proba
 from zerodl.params import load_params

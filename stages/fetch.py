@@ -5,11 +5,12 @@ the sha256 of each one's content. Downloads are also kept in data/cache/, which
 DVC does not track: DVC deletes data/raw before rerunning this stage, and the
 download cache must outlive that so MNIST is downloaded once.
 """
+from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
+
 import sys
 from pathlib import Path
 
 from zerodl.data import fetch, replace_dir, tty_progress
-from zerodl.entry import run
 from zerodl.io import write_json
 from zerodl.params import load_params
 

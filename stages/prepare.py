@@ -3,10 +3,11 @@
 x is float32 (N, 784) in [0, 1]; t is int64 (N,). The 5,000-digit sample is
 split here (stratified, seeded by params `seed`, `data.test_fraction` to test).
 """
+from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
+
 from pathlib import Path
 
 from zerodl.data import prepare, replace_dir
-from zerodl.entry import run
 from zerodl.errors import DataError
 from zerodl.io import save_npy, write_json
 from zerodl.params import load_params

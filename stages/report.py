@@ -5,6 +5,8 @@ matrix, and a gallery of the most confidently misclassified test digits.
 """
 from __future__ import annotations
 
+from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
+
 import csv
 import json
 from pathlib import Path
@@ -13,7 +15,6 @@ import numpy as np
 
 from zerodl import TwoLayerNet
 from zerodl import plots
-from zerodl.entry import run
 from zerodl.errors import DataError
 from zerodl.io import all_or_nothing, load_split, write_text
 from zerodl.metrics import most_confident_errors, predict_proba

@@ -5,6 +5,8 @@ Writes data/model/model.npz, data/metrics/train.json and the history that
 """
 from __future__ import annotations
 
+from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
+
 import csv
 import io
 import sys
@@ -14,7 +16,6 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
-from zerodl.entry import run
 from zerodl.errors import DataError
 from zerodl.io import all_or_nothing, load_split, write_json, write_text
 from zerodl.optim import make_optimizer

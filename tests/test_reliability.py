@@ -385,6 +385,26 @@ def test_signal_while_report_draws(project, sig, code, word):
     assert leftovers(project) == []
 
 
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_signal_while_the_stage_is_still_importing(project, sig, code, word):
+    # Python is still importing NumPy: nothing has been read or written yet. The
+    # signal goes once zerodl.entry (the stage's first import) has loaded.
+    before = snapshot(project / "data")
+    probe = f"import sys, runpy; sys.argv = ['stages/train.py']; import zerodl.entry; print('ready', flush=True); " \
+            f"runpy.run_path('stages/train.py', run_name='__main__')"
+    p = subprocess.Popen([sys.executable, "-c", probe], cwd=project, env=ENV, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    assert (p.returncode, err) == (code, f"train: {word} while starting; nothing was written\n")
+    assert snapshot(project / "data") == before
+    assert leftovers(project) == []
+
+
 def test_sigterm_while_prepare_writes(base, project):
     before = snapshot(project / "data")
     write_params(project, {"seed": 1})  # a different split: the new arrays would differ

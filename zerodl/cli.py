@@ -19,11 +19,12 @@ import os
 import sys
 from pathlib import Path
 
+from .entry import run  # first: from here on, Ctrl-C ends in one line
+
 import numpy as np
 
 from . import __version__
 from . import io
-from .entry import run
 from .errors import DataError, ModelError
 from .gradient import H, gradient_check
 from .metrics import most_confident_errors, predict_proba

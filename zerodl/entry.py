@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 from typing import Callable
@@ -29,12 +30,31 @@ def _sigterm(signum, frame):
     raise Terminated
 
 
+def _while_starting(signum, frame):
+    """Ctrl-C or SIGTERM before run() starts, while NumPy and friends import.
+
+    Nothing has been read or written yet, so leave at once: an exception raised
+    inside an import can surface as a misleading ImportError (NumPy turns one
+    into "Importing the numpy C-extensions failed").
+    """
+    prog = os.path.splitext(os.path.basename(sys.argv[0] or "zerodl"))[0]
+    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    os.write(2, f"{prog}: {what} while starting; nothing was written\n".encode())
+    os._exit(128 + signum)
+
+
+# Installed on import: stages and the CLI import this module first, before NumPy.
+signal.signal(signal.SIGINT, _while_starting)
+signal.signal(signal.SIGTERM, _while_starting)
+
+
 def run(main: Callable[[], int | None], prog: str) -> None:
     """Call main(); map the project's errors and interruptions to exit codes.
 
     0 done; 1 an error (bad data or model, divergence, disk full...); 2 bad
     params.yaml; 130 Ctrl-C (SIGINT); 143 SIGTERM: 128 + the signal, as a shell reports it.
     """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         code = main()

@@ -44,7 +44,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     staged = _STAGED.get()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # Held: a signal between creating the file and the cleanup below would leave it.
+        with signals_held():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         if staged is not None and e.errno is not None:  # the folder is what cannot be written
             raise OSError(e.errno, e.strerror, str(path.parent)) from e
@@ -85,7 +87,7 @@ def all_or_nothing() -> Iterator[None]:
     token = _STAGED.set(staged)
     try:
         yield
-        with _signals_held():
+        with signals_held():
             for tmp, path in staged:
                 os.replace(tmp, path)
     except BaseException:
@@ -98,7 +100,8 @@ def all_or_nothing() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back for a few system calls; they are delivered at the end."""
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ..errors import DataError
+from ..io import signals_held
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
@@ -124,10 +125,12 @@ def replace_dir(dest: str | os.PathLike) -> Iterator[Path]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists() and not dest.is_dir():
             raise DataError(f"{dest}: is a file, expected a folder of outputs")
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        with signals_held():  # a signal between mkdtemp and `staging = ` would leave the folder
+            staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
         os.chmod(staging, 0o755)  # mkdtemp makes it private (0700); outputs are ordinary folders
         yield staging
-        _swap_in(staging, dest)
+        with signals_held():  # the swap runs to the end, or not at all
+            _swap_in(staging, dest)
     except BaseException as e:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
