@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
 from zerodl.io import all_or_nothing, load_split, write_json, write_text
-from zerodl.metrics import evaluate, predict_proba
+from zerodl.metrics import evaluate
 from zerodl.params import load_params
 
 MODEL = Path("data/model/model.npz")
@@ -31,8 +31,7 @@ def main() -> None:
     net.check_data(x, t, MODEL)
     x = x.astype(net.dtype, copy=False)
     with threadpool_limits(limits=p.train.threads, user_api="blas"):
-        result = evaluate(net, x, t)
-        predicted = predict_proba(net, x).argmax(axis=1)
+        result, predicted = evaluate(net, x, t)
     with all_or_nothing():
         write_text(PREDICTIONS, "actual,predicted\n" + "".join(f"{a},{b}\n" for a, b in zip(t.tolist(), predicted.tolist())))
         write_json(METRICS, result)

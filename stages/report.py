@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
 from zerodl import plots
@@ -71,7 +72,8 @@ def _write_report(p, train, evaluation, data_meta, loss, epochs, net, x, t) -> i
     plots.accuracy_curve(epochs["epoch"], epochs["train_accuracy"], epochs["test_accuracy"], OUT / "accuracy.png")
     plots.confusion(evaluation["confusion_matrix"], OUT / "confusion.png")
 
-    proba = predict_proba(net, x.astype(net.dtype, copy=False))
+    with threadpool_limits(limits=p.train.threads, user_api="blas"):  # the same bits as evaluate's
+        proba = predict_proba(net, x.astype(net.dtype, copy=False))
     worst = most_confident_errors(proba, t, p.report.misclassified)
     titles = [f"true {t[i]} → {proba[i].argmax()}\np = {proba[i].max():.2f}" for i in worst]
     plots.digit_grid(x[worst], titles, OUT / "misclassified.png", cols=5,

@@ -92,6 +92,7 @@ def main() -> None:
             "epochs": last.epoch,
             "iterations": tp.iters,
             "iters_per_epoch": result.iters_per_epoch,
+            # Wall time: the one number here that differs between identical runs.
             "seconds": round(result.seconds, 3),
         })
     print(f"train: {tp.iters} iterations ({last.epoch:g} epochs) in {result.seconds:.1f} s: "

@@ -77,7 +77,7 @@ def make_project(root: Path, iters: int = ITERS) -> None:
         "train_accuracy": last.train_accuracy, "test_accuracy": last.test_accuracy,
         "train_loss": last.train_loss, "test_loss": last.test_loss, "epochs": last.epoch, "iterations": iters,
     })
-    write_json(root / "data" / "metrics" / "eval.json", evaluate(net, arrays["x_test"], arrays["t_test"]))
+    write_json(root / "data" / "metrics" / "eval.json", evaluate(net, arrays["x_test"], arrays["t_test"])[0])
 
 
 @pytest.fixture(scope="session")
@@ -600,6 +600,7 @@ def test_more_bad_input_gets_one_line(project, bad_files, monkeypatch, capsys):
         (["gradcheck", "--batch", 5000], ["--batch 5000", "4000"]),
         (["show", "--index", 1, "--out", bad / "grid.jpg"], ["--out", "grid.jpg", ".png"]),
         (["show", "--index", 1, "--out", bad / "a_file" / "grid.png"], ["--out", "a_file is a file, not a folder"]),
+        (["show", "--index", 1, "--out", bad / "typo" / "grid.png"], ["--out", "typo does not exist"]),
     ]
     for args, words in cases:
         code, _, err = run_in_process(args, project, monkeypatch, capsys)

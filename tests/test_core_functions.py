@@ -13,11 +13,9 @@ import pytest
 
 from zerodl.functions import (
     cross_entropy_error,
-    log_softmax,
     relu,
     sigmoid,
     softmax,
-    softmax_cross_entropy,
     sum_squared_error,
 )
 
@@ -148,25 +146,6 @@ def test_softmax_float32_stays_float32():
     assert y.dtype == np.float32
     np.testing.assert_allclose(y[0], _softmax_ref([1.0, 2.0, 3.0]), rtol=1e-6)
 
-
-def test_log_softmax_is_log_of_softmax():
-    x = np.array([[0.3, 2.9, 4.0], [1000.0, 0.0, -1000.0]])
-    ls = log_softmax(x)
-    np.testing.assert_allclose(ls[0], [math.log(p) for p in _softmax_ref([0.3, 2.9, 4.0])], rtol=1e-13)
-    # exact by hand: log(1 + e^-1000 + e^-2000) rounds to 0
-    np.testing.assert_array_equal(ls[1], [0.0, -1000.0, -2000.0])
-
-
-def test_softmax_cross_entropy_from_logits():
-    # logits log 1, log 2, log 3 -> probabilities 1/6, 2/6, 3/6
-    x = np.log(np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]))
-    assert softmax_cross_entropy(x, np.array([2, 0])) == pytest.approx((math.log(2) + math.log(6)) / 2, rel=1e-14)
-    assert softmax_cross_entropy(x[0], 1) == pytest.approx(math.log(3), rel=1e-14)
-    # no 1e-7 floor: a logit 1000 below the winner costs exactly 1000
-    assert softmax_cross_entropy(np.array([[1000.0, 0.0]]), np.array([1])) == 1000.0
-
-
-# --- sigmoid ----------------------------------------------------------------------------
 
 def test_sigmoid_book_example_and_reference():
     x = np.array([-1.0, 1.0, 2.0])

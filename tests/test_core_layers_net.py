@@ -123,7 +123,7 @@ def test_affine_without_input_grad_still_fills_dW_db():
 
 
 def test_affine_backward_twice_gives_fresh_values():
-    # the gradient buffers are reused: the second call must overwrite, not accumulate
+    # the second call must overwrite, not accumulate
     rng = np.random.default_rng(2)
     x, W, b = rng.normal(size=(3, 2)), rng.normal(size=(2, 2)), np.zeros(2)
     layer = Affine(W, b)
@@ -532,3 +532,18 @@ def test_check_data_refuses_digits_or_labels_the_net_cannot_take():
         net.check_data(np.zeros((2, 5)), np.array([0, 1]), "m.npz")
     with pytest.raises(ModelError, match=r"^m\.npz: has 4 outputs, but the data has label 4$"):
         net.check_data(np.zeros((2, 6)), np.array([0, 4]), "m.npz")
+
+
+def test_gradients_of_two_calls_are_independent_arrays():
+    # A reader who keeps one batch's gradient and computes another must not see the first change.
+    net = TwoLayerNet(5, 4, 3, weight_init_std=0.5, seed=0, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    xa, xb = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
+    t = np.array([0, 1, 2, 0, 1, 2])
+    g1 = net.gradient(xa, t)
+    kept = {k: v.copy() for k, v in g1.items()}
+    g2 = net.gradient(xb, t)
+    for k in kept:
+        assert g1[k] is not g2[k]
+        np.testing.assert_array_equal(g1[k], kept[k])
+        assert not np.array_equal(g1[k], g2[k])

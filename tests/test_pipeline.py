@@ -102,12 +102,19 @@ def test_second_repro_reruns_nothing(repo):
 
 def test_same_params_and_seed_give_identical_model_and_metrics(repo):
     repo, _ = repo
-    before = {f: sha(repo / f) for f in ("data/model/model.npz", "data/metrics/eval.json", "data/plots/loss.csv")}
-    p = run(repo, "dvc", "repro", "--force", "train")
-    assert "train" in ran_stages(p.stdout)
-    run(repo, "dvc", "repro")
-    after = {f: sha(repo / f) for f in before}
-    assert after == before
+    files = ("data/model/model.npz", "data/metrics/eval.json", "data/plots/loss.csv",
+             "data/plots/epochs.csv", "data/plots/predictions.csv", "data/report/report.md",
+             "data/report/confusion.png")
+    before = {f: sha(repo / f) for f in files}
+    train_before = json.loads((repo / "data/metrics/train.json").read_text())
+    for f in files + ("data/metrics/train.json",):
+        (repo / f).unlink()  # nothing of the old run can be left to compare with itself
+    p = run(repo, "dvc", "repro", "--force", "--downstream", "train")
+    assert ran_stages(p.stdout) == {"train", "evaluate", "report"}
+    assert {f: sha(repo / f) for f in files} == before
+    train_after = json.loads((repo / "data/metrics/train.json").read_text())
+    del train_before["seconds"], train_after["seconds"]  # wall time: the one number that may differ
+    assert train_after == train_before
 
 
 def test_changing_learning_rate_reruns_only_downstream_and_metrics_diff_shows_it(repo):

@@ -22,6 +22,7 @@ from pathlib import Path
 from .entry import run  # first: from here on, Ctrl-C ends in one line
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import __version__
 from . import io
@@ -218,8 +219,10 @@ def predict_errors(net: TwoLayerNet, x, t, args) -> int:
 def cmd_show(args) -> int:
     if args.out.suffix.lower() != ".png":
         raise DataError(f"--out {args.out}: expected a file name ending in .png")
-    if args.out.parent.exists() and not args.out.parent.is_dir():
-        raise DataError(f"--out {args.out}: {args.out.parent} is a file, not a folder")
+    if not args.out.parent.is_dir():
+        # A typo in a folder name should not quietly create that folder.
+        what = "is a file, not a folder" if args.out.parent.exists() else "does not exist"
+        raise DataError(f"--out {args.out}: {args.out.parent} {what}")
     title = None
     if args.images:
         from .images import load_digit
@@ -568,7 +571,9 @@ def _main(argv=None) -> int:
             args = parse_args(argv)
         finally:
             sys.stdout.flush()  # --help's text, before argparse exits
-        code = args.func(args)
+        # One BLAS thread: the same bits as the pipeline's default, whatever the environment says.
+        with threadpool_limits(limits=1, user_api="blas"):
+            code = args.func(args)
         sys.stdout.flush()  # now, not at interpreter exit, so a closed pipe is caught below
         return code
     except BrokenPipeError:

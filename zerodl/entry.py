@@ -68,6 +68,10 @@ def run(main: Callable[[], int | None], prog: str) -> None:
         sys.exit(143 if terminated else 130)
     except BrokenPipeError:
         sys.exit(1)
+    except MemoryError:
+        print(f"{prog}: error: out of memory; try smaller params (train.batch_size, model.hidden_size, "
+              "or a smaller data set)", file=sys.stderr)
+        sys.exit(1)
     except OSError as e:
         if e.errno not in _ENVIRONMENT:
             raise

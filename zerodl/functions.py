@@ -26,12 +26,6 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def log_softmax(x):
-    x = np.asarray(x)
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
 def sum_squared_error(y, t):
     """0.5 * sum((y - t)^2); `t` one-hot (as in the book's example)."""
     y, t = np.asarray(y), np.asarray(t)
@@ -60,16 +54,3 @@ def cross_entropy_error(y, t):
         labels = np.reshape(labels, 1)
     n = y.shape[0]
     return -np.sum(np.log(y[np.arange(n), labels] + 1e-7)) / n
-
-
-def softmax_cross_entropy(logits, labels):
-    """Mean cross entropy of softmax(logits) against integer labels, via log-sum-exp."""
-    logits = np.asarray(logits)
-    labels = np.asarray(labels)
-    if logits.ndim == 1:
-        logits = logits.reshape(1, -1)
-        labels = np.reshape(labels, 1)
-    m = logits.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(logits - m).sum(axis=1)) + m[:, 0]
-    n = logits.shape[0]
-    return float(np.mean(lse - logits[np.arange(n), labels]))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .functions import sigmoid
+
 
 class Relu:
     def __init__(self):
@@ -26,8 +28,6 @@ class Sigmoid:
         self.out = None
 
     def forward(self, x):
-        from .functions import sigmoid
-
         self.out = sigmoid(x)
         return self.out
 
@@ -57,12 +57,8 @@ class Affine:
         return out
 
     def backward(self, dout):
-        # Reuse the gradient buffers: same shapes every iteration, no allocation.
-        if self.dW is None or self.dW.shape != self.W.shape or self.dW.dtype != self.W.dtype:
-            self.dW = np.empty_like(self.W)
-            self.db = np.empty_like(self.b)
-        np.matmul(self.x.T, dout, out=self.dW)
-        np.sum(dout, axis=0, out=self.db)
+        self.dW = self.x.T @ dout
+        self.db = np.sum(dout, axis=0)
         if not self.input_grad:
             return None
         return dout @ self.W.T

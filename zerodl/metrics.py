@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .functions import softmax
+from .layers import SoftmaxWithLoss
 
 
 def confusion_matrix(t, y, n_classes: int) -> np.ndarray:
@@ -36,25 +37,33 @@ def predict_proba(net, x, chunk: int = 2048) -> np.ndarray:
     return out
 
 
-def evaluate(net, x, t) -> dict:
-    """Everything evaluate.json holds: accuracy, loss, confusion matrix, per-class scores."""
+def evaluate(net, x, t, chunk: int = 2048) -> tuple[dict, np.ndarray]:
+    """(everything eval.json holds, the predicted class of each row), from one forward pass.
+
+    Accuracy, loss, confusion matrix and per-class scores all come from the same
+    logits, so they cannot contradict each other.
+    """
     t = np.asarray(t)
-    loss, accuracy = net.evaluate(x, t)
-    proba = predict_proba(net, x)
-    y = proba.argmax(axis=1)
-    n_classes = net.output_size
-    cm = confusion_matrix(t, y, n_classes)
+    predicted = np.empty(len(t), dtype=np.intp)
+    loss_sum = 0.0
+    for s in range(0, len(t), chunk):
+        y = net.predict(x[s:s + chunk])
+        loss_sum += SoftmaxWithLoss().forward(y, t[s:s + chunk]) * len(y)
+        predicted[s:s + chunk] = y.argmax(axis=1)
+    cm = confusion_matrix(t, predicted, net.output_size)
     classes = per_class(cm)
-    return {
-        "accuracy": float(accuracy),
-        "loss": float(loss),
+    errors = int(np.count_nonzero(predicted != t))
+    result = {
+        "accuracy": (len(t) - errors) / len(t),
+        "loss": loss_sum / len(t),
         "n": int(len(t)),
-        "errors": int(np.count_nonzero(y != t)),
+        "errors": errors,
         "macro_precision": float(np.mean([c["precision"] for c in classes])),
         "macro_recall": float(np.mean([c["recall"] for c in classes])),
         "per_class": classes,
         "confusion_matrix": cm.tolist(),
     }
+    return result, predicted
 
 
 def most_confident_errors(proba: np.ndarray, t, k: int) -> np.ndarray:

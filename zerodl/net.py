@@ -72,7 +72,7 @@ class TwoLayerNet:
         params, meta = load_model(path)
         dtype = meta.get("dtype", "float32")
         if dtype not in ("float32", "float64"):
-            dtype = "float32"
+            raise ModelError(f"{path}: model dtype {dtype!r} is not float32 or float64")
         net = cls(meta["input_size"], meta["hidden_size"], meta["output_size"], seed=0, dtype=dtype)
         net.set_params(params)
         net.weight_init_std = meta.get("weight_init_std")
@@ -124,10 +124,7 @@ class TwoLayerNet:
         return loss_sum / len(t), correct / len(t)
 
     def gradient(self, x, t):
-        """Backpropagation: the gradient of the loss for every parameter.
-
-        The returned arrays are the layers' own buffers, valid until the next call.
-        """
+        """Backpropagation: the gradient of the loss for every parameter (fresh arrays)."""
         self.loss(x, t)
         dout = self.lastLayer.backward(1)
         for layer in reversed(self.layers.values()):

@@ -128,7 +128,7 @@ CHECKS: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "data": {"source": _choice(SOURCES), "dir": _dir, "test_fraction": _fraction},
     "model": {"hidden_size": _int(1, 100_000), "weight_init_std": _init},
     "train": {
-        "iters": _int(1),
+        "iters": _int(1, 10_000_000),
         "batch_size": _int(1),
         "learning_rate": _positive_float,
         "optimizer": _choice(OPTIMIZERS),
@@ -201,26 +201,35 @@ def parse_params(raw: Any, where: str = "params.yaml") -> Params:
     seed = raw.get("seed", Params.seed)
     problem = _int(0, 2**32 - 1)(seed)
     if problem:
-        raise ParamsError(f"{where}: seed = {seed!r}: {problem}")
+        raise ParamsError(f"{where}: seed = {_show(seed)}: {problem}")
     sections = {}
     for name, cls in SECTIONS.items():
         section = raw.get(name, {})
         if section is None:
             section = {}
         if not isinstance(section, dict):
-            raise ParamsError(f"{where}: {name} = {section!r}: expected a mapping of keys")
+            raise ParamsError(f"{where}: {name} = {_show(section)}: expected a mapping of keys")
         checks = CHECKS[name]
         for key, value in section.items():
             if key not in checks:
                 raise ParamsError(f"{where}: unknown key '{name}.{key}'{_hint(key, list(checks))} (allowed: {', '.join(checks)})")
             problem = checks[key](value)
             if problem:
-                raise ParamsError(f"{where}: {name}.{key} = {value!r}: {problem}")
+                raise ParamsError(f"{where}: {name}.{key} = {_show(value)}: {problem}")
         sections[name] = cls(**section)
     p = Params(seed=seed, **sections)
     if p.data.source == "idx" and p.data.dir is None:
-        raise ParamsError(f"{where}: data.dir = None: expected a folder path when data.source is idx")
+        raise ParamsError(f"{where}: data.dir = null: expected a folder path when data.source is idx")
     return p
+
+
+def _show(value) -> str:
+    """A value as params.yaml spells it: null, true/false, 'text', numbers."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _hint(key: str, options: list[str]) -> str:
