@@ -91,7 +91,7 @@ def main() -> None:
             "final_batch_loss": float(result.loss[-1]),
             "epochs": last.epoch,
             "iterations": tp.iters,
-            "iters_per_epoch": result.iters_per_epoch,
+            "iter_per_epoch": result.iter_per_epoch,
             # Wall time: the one number here that differs between identical runs.
             "seconds": round(result.seconds, 3),
         })

@@ -111,7 +111,7 @@ def test_epoch_records_and_final_partial_epoch():
     result = train(net, SGD(lr=0.1), x, t, x[:50], t[:50], iters=40, batch_size=32,
                    rng=np.random.default_rng(1), on_epoch=seen.append)
     # 300 // 32 = 9 iterations per epoch: records after 9, 18, 27, 36, then the partial 40
-    assert result.iters_per_epoch == 9
+    assert result.iter_per_epoch == 9
     assert [r.iteration for r in result.epochs] == [9, 18, 27, 36, 40]
     assert [r.epoch for r in result.epochs] == [1.0, 2.0, 3.0, 4.0, 4.444444]
     assert seen == result.epochs
@@ -159,7 +159,7 @@ def test_leftover_samples_wait_for_the_next_shuffle():
     x, t = _indexed_data(10)
     net = RecordingNet()
     result = train(net, NullOptimizer(), x, t, x, t, iters=9, batch_size=3, rng=np.random.default_rng(4))
-    assert result.iters_per_epoch == 3
+    assert result.iter_per_epoch == 3
     for e in range(3):
         idx = np.concatenate(net.batches[3 * e:3 * e + 3])
         assert len(set(idx.tolist())) == 9

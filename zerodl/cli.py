@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from . import io
+from .data.prepare import N_CLASSES
 from .errors import DataError, ModelError
 from .gradient import H, gradient_check
 from .metrics import most_confident_errors, predict_proba
@@ -37,7 +38,6 @@ METRICS = Path("data/metrics")
 PARAMS = Path("params.yaml")
 SHOW_OUT = Path("digits.png")
 GRADCHECK_THRESHOLD = 1e-7  # the book's check on fresh weights gives 1e-10 .. 1e-13
-N_CLASSES = 10
 BAR_WIDTH = 20  # characters for probability 1.0
 GREEN, RED = "1;32", "1;31"  # ANSI: the predicted class, right or wrong
 

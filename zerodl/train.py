@@ -39,7 +39,7 @@ class TrainResult:
     loss: np.ndarray                       # per iteration: the batch's loss before its update
     epochs: list[EpochRecord] = field(default_factory=list)
     seconds: float = 0.0
-    iters_per_epoch: int = 0
+    iter_per_epoch: int = 0              # the book's name: train_size // batch_size
 
 
 def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch_size: int,
@@ -59,7 +59,7 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
         raise ValueError(f"gradient must be 'backprop' or 'numerical', got {gradient!r}")
     iter_per_epoch = max(n // batch_size, 1)
     losses = np.empty(iters, dtype=np.float64)
-    result = TrainResult(loss=losses, iters_per_epoch=iter_per_epoch)
+    result = TrainResult(loss=losses, iter_per_epoch=iter_per_epoch)
     # The batch lives in two buffers filled in place each iteration.
     x_batch = np.empty((batch_size,) + x_train.shape[1:], dtype=net.dtype)
     t_batch = np.empty(batch_size, dtype=t_train.dtype)
