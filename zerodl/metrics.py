@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from .functions import softmax
-from .layers import SoftmaxWithLoss
 
 
 def confusion_matrix(t, y, n_classes: int) -> np.ndarray:
@@ -37,7 +36,7 @@ def predict_proba(net, x, chunk: int = 2048) -> np.ndarray:
     return out
 
 
-def evaluate(net, x, t, chunk: int = 2048) -> tuple[dict, np.ndarray]:
+def evaluate(net, x, t) -> tuple[dict, np.ndarray]:
     """(everything eval.json holds, the predicted class of each row), from one forward pass.
 
     Accuracy, loss, confusion matrix and per-class scores all come from the same
@@ -45,19 +44,14 @@ def evaluate(net, x, t, chunk: int = 2048) -> tuple[dict, np.ndarray]:
     """
     t = np.asarray(t)
     predicted = np.empty(len(t), dtype=np.intp)
-    loss_sum = 0.0
-    for s in range(0, len(t), chunk):
-        y = net.predict(x[s:s + chunk])
-        loss_sum += SoftmaxWithLoss().forward(y, t[s:s + chunk]) * len(y)
-        predicted[s:s + chunk] = y.argmax(axis=1)
+    loss, accuracy = net.evaluate(x, t, predicted)
     cm = confusion_matrix(t, predicted, net.output_size)
     classes = per_class(cm)
-    errors = int(np.count_nonzero(predicted != t))
     result = {
-        "accuracy": (len(t) - errors) / len(t),
-        "loss": loss_sum / len(t),
+        "accuracy": accuracy,
+        "loss": loss,
         "n": int(len(t)),
-        "errors": errors,
+        "errors": int(np.count_nonzero(predicted != t)),
         "macro_precision": float(np.mean([c["precision"] for c in classes])),
         "macro_recall": float(np.mean([c["recall"] for c in classes])),
         "per_class": classes,

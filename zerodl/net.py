@@ -110,8 +110,11 @@ class TwoLayerNet:
             correct += int(np.count_nonzero(y.argmax(axis=1) == t[start:start + EVAL_CHUNK]))
         return correct / len(t)
 
-    def evaluate(self, x, t) -> tuple[float, float]:
-        """(loss, accuracy) on a whole set, in chunks, from one forward pass."""
+    def evaluate(self, x, t, predicted=None) -> tuple[float, float]:
+        """(loss, accuracy) on a whole set, in chunks, from one forward pass.
+
+        `predicted`, if given (an int array of len(x)), receives each row's class.
+        """
         t = np.asarray(t)
         if t.ndim != 1:  # one-hot, as accuracy accepts
             t = t.argmax(axis=1)
@@ -120,7 +123,10 @@ class TwoLayerNet:
             tb = t[start:start + EVAL_CHUNK]
             y = self.predict(x[start:start + EVAL_CHUNK])
             loss_sum += SoftmaxWithLoss().forward(y, tb) * len(tb)
-            correct += int(np.count_nonzero(y.argmax(axis=1) == tb))
+            classes = y.argmax(axis=1)
+            correct += int(np.count_nonzero(classes == tb))
+            if predicted is not None:
+                predicted[start:start + EVAL_CHUNK] = classes
         return loss_sum / len(t), correct / len(t)
 
     def gradient(self, x, t):
