@@ -22,6 +22,7 @@ from zerodl.optim import make_optimizer
 from zerodl.params import as_dict, check_batch_size, load_params
 from zerodl.progress import ProgressBar
 from zerodl.train import train
+from zerodl.worker import available as helper_available
 
 PREPARED = Path("data/prepared")
 MODEL = Path("data/model/model.npz")
@@ -71,7 +72,7 @@ def main() -> None:
         with threadpool_limits(limits=tp.threads, user_api="blas"):
             result = train(net, optimizer, x_train, t_train, x_test, t_test,
                            iters=tp.iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
-                           on_iteration=on_iteration, on_epoch=on_epoch)
+                           helper=helper_available(), on_iteration=on_iteration, on_epoch=on_epoch)
     finally:
         bar.close()  # an error or Ctrl-C gets a line of its own, not the end of the bar's
 

@@ -119,15 +119,21 @@ class TwoLayerNet:
         if t.ndim != 1:  # one-hot, as accuracy accepts
             t = t.argmax(axis=1)
         loss_sum, correct = 0.0, 0
+        for chunk_loss, chunk_correct in self.evaluate_chunks(x, t, predicted):
+            loss_sum += chunk_loss
+            correct += chunk_correct
+        return loss_sum / len(t), correct / len(t)
+
+    def evaluate_chunks(self, x, t, predicted=None):
+        """evaluate's work one EVAL_CHUNK at a time: yields (loss sum, number correct)
+        per chunk, so a caller can do other work between chunks (zerodl.worker does)."""
         for start in range(0, len(t), EVAL_CHUNK):
             tb = t[start:start + EVAL_CHUNK]
             y = self.predict(x[start:start + EVAL_CHUNK])
-            loss_sum += SoftmaxWithLoss().forward(y, tb) * len(tb)
             classes = y.argmax(axis=1)
-            correct += int(np.count_nonzero(classes == tb))
             if predicted is not None:
                 predicted[start:start + EVAL_CHUNK] = classes
-        return loss_sum / len(t), correct / len(t)
+            yield SoftmaxWithLoss().forward(y, tb) * len(tb), int(np.count_nonzero(classes == tb))
 
     def gradient(self, x, t):
         """Backpropagation: the gradient of the loss for every parameter (fresh arrays)."""
@@ -198,6 +204,61 @@ class TwoLayerNet:
             g2[:, k] = central(j_idx, n_idx, step, -step, eye[k], src.shape[0])
         grads["W2"], grads["b2"] = g2[:-1], g2[-1].copy()
         return grads
+
+
+class BatchGradient:
+    """`net.gradient(x, t)` for the training loop, into arrays allocated once.
+
+    The same floating-point operations, in the same order, as the layers
+    (Affine -> Relu -> Affine -> SoftmaxWithLoss, forward then backward), so the
+    numbers are bit-identical to net.gradient's; only the ~15 fresh arrays per
+    call are gone. Each call overwrites `grads` and returns the batch loss.
+    """
+
+    def __init__(self, net: TwoLayerNet, batch_size: int):
+        p, dt, n = net.params, net.dtype, int(batch_size)
+        self.params = p
+        hidden, out = p["W1"].shape[1], p["W2"].shape[1]
+        self.a1 = np.empty((n, hidden), dt)      # Affine1 out
+        self.mask = np.empty((n, hidden), bool)  # Relu's mask
+        self.z1 = np.empty((n, hidden), dt)      # Relu out
+        self.a2 = np.empty((n, out), dt)         # Affine2 out: the logits
+        self.e = np.empty((n, out), dt)          # softmax, then the logits' gradient
+        self.m = np.empty((n, 1), dt)
+        self.s = np.empty((n, 1), dt)
+        self.dz1 = np.empty((n, hidden), dt)
+        self.rows = np.arange(n)
+        self.scale = 1 / n  # SoftmaxWithLoss.backward's dout / batch_size, dout = 1
+        self.grads = {k: np.empty_like(v) for k, v in p.items()}
+
+    def __call__(self, x, t) -> float:
+        W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
+        g, a1, z1, a2, e, rows = self.grads, self.a1, self.z1, self.a2, self.e, self.rows
+        # forward
+        np.matmul(x, W1, out=a1)
+        a1 += b1
+        np.greater(a1, 0, out=self.mask)
+        np.multiply(a1, self.mask, out=z1)
+        np.matmul(z1, W2, out=a2)
+        a2 += b2
+        np.maximum.reduce(a2, axis=1, keepdims=True, out=self.m)  # = np.max, minus its Python wrapper
+        np.subtract(a2, self.m, out=e)
+        np.exp(e, out=e)
+        np.add.reduce(e, axis=1, keepdims=True, out=self.s)
+        lse = np.log(self.s[:, 0], dtype=np.float64) + self.m[:, 0]
+        lse -= a2[rows, t]
+        loss = float(np.add.reduce(lse) / len(lse))  # = np.mean's arithmetic
+        e /= self.s
+        # backward
+        e[rows, t] -= 1
+        e *= self.scale
+        np.matmul(z1.T, e, out=g["W2"])
+        np.add.reduce(e, axis=0, out=g["b2"])
+        np.matmul(e, W2.T, out=self.dz1)
+        self.dz1 *= self.mask
+        np.matmul(x.T, self.dz1, out=g["W1"])  # no input gradient: x is the data
+        np.add.reduce(self.dz1, axis=0, out=g["b1"])
+        return loss
 
 
 _SERIES_ORDER = 6

@@ -8,14 +8,18 @@ samples of a permutation wait for the next epoch's shuffle.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from .errors import DivergenceError
+from .net import BatchGradient, TwoLayerNet
+from .worker import Helper
 
 # A batch loss this many times the first one means the updates blew up. The exact
 # log-sum-exp loss seldom becomes NaN: at learning_rate 1e6 it reaches 1e20 and the
@@ -43,13 +47,15 @@ class TrainResult:
 
 
 def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch_size: int,
-          rng: np.random.Generator, gradient: str = "backprop",
+          rng: np.random.Generator, gradient: str = "backprop", helper: bool = False,
           on_iteration: Callable[[int, float], None] | None = None,
           on_epoch: Callable[[EpochRecord], None] | None = None) -> TrainResult:
     """Train `net` in place with mini-batches; return the loss and accuracy history.
 
+    helper=True gathers the batches and scores the epochs in a helper process
+    (zerodl.worker) on the second core; the results are bit-identical either way.
     Raises DivergenceError as soon as a batch loss is NaN or infinite, or grows
-    to DIVERGED times the first one.
+    to DIVERGED times the first one, or a whole-set loss is not finite.
     """
     t_train, t_test = _labels(t_train), _labels(t_test)
     n = len(x_train)
@@ -60,27 +66,60 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
     iter_per_epoch = max(n // batch_size, 1)
     losses = np.empty(iters, dtype=np.float64)
     result = TrainResult(loss=losses, iter_per_epoch=iter_per_epoch)
-    # The batch lives in two buffers filled in place each iteration.
-    x_batch = np.empty((batch_size,) + x_train.shape[1:], dtype=net.dtype)
-    t_batch = np.empty(batch_size, dtype=t_train.dtype)
     lr = getattr(optimizer, "lr", None)
-    start = time.perf_counter()
-    perm = None
+    backprop = None
+    if gradient == "backprop" and isinstance(net, TwoLayerNet):
+        backprop = BatchGradient(net, batch_size)  # net.gradient's numbers, without its allocations
+    pending = deque()  # (epoch, iteration) of the scorings the helper has not returned yet
 
-    limit = math.inf
-    # Overflow on the way to divergence is reported by the guard, not as numpy warnings.
-    with np.errstate(over="ignore", invalid="ignore"):
+    def record(epoch, iteration, scores):
+        r = EpochRecord(round(epoch, 6), iteration, *scores)
+        if not math.isfinite(r.train_loss):
+            raise DivergenceError(
+                f"training diverged: the training-set loss is {r.train_loss} after iteration {iteration} "
+                f"with train.learning_rate = {lr}; try a smaller train.learning_rate")
+        result.epochs.append(r)
+        if on_epoch is not None:
+            on_epoch(r)
+
+    def collect(scorings):
+        for scores in scorings:
+            record(*pending.popleft(), scores)
+
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if helper:
+            worker = Helper(net, x_train, t_train, x_test, t_test, iters=iters, batch_size=batch_size,
+                            iter_per_epoch=iter_per_epoch, rng=rng)
+            stack.callback(worker.close)  # before start(): no helper process outlives the loop
+            worker.start()
+        else:
+            worker = None
+            # The batch lives in two buffers filled in place each iteration.
+            x_batch = np.empty((batch_size,) + x_train.shape[1:], dtype=net.dtype)
+            t_batch = np.empty(batch_size, dtype=t_train.dtype)
+            perm = None
+        limit = math.inf
+        # Overflow on the way to divergence is reported by the guard, not as numpy warnings.
+        stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
         for i in range(iters):
             k = i % iter_per_epoch
-            if k == 0:
-                perm = rng.permutation(n)
-            idx = perm[k * batch_size:(k + 1) * batch_size]
-            # mode="clip" writes straight into the buffer (the default "raise" goes
-            # through a temporary); a permutation's indices are always in range.
-            np.take(x_train, idx, axis=0, out=x_batch, mode="clip")
-            np.take(t_train, idx, out=t_batch, mode="clip")
+            if worker is not None:
+                x_batch, t_batch = worker.batch(i)
+                collect(worker.done())
+            else:
+                if k == 0:
+                    perm = rng.permutation(n)
+                idx = perm[k * batch_size:(k + 1) * batch_size]
+                # mode="clip" writes straight into the buffer (the default "raise" goes
+                # through a temporary); a permutation's indices are always in range.
+                np.take(x_train, idx, axis=0, out=x_batch, mode="clip")
+                np.take(t_train, idx, out=t_batch, mode="clip")
 
-            if gradient == "backprop":
+            if backprop is not None:
+                loss = backprop(x_batch, t_batch)
+                grads = backprop.grads
+            elif gradient == "backprop":
                 grads = net.gradient(x_batch, t_batch)
                 loss = net.lastLayer.loss  # computed by gradient's forward pass
             else:
@@ -89,6 +128,8 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
             if i == 0:
                 limit = DIVERGED * max(loss, 1.0)
             if not loss <= limit:  # also true for NaN
+                if worker is not None:
+                    collect(worker.finish())  # an earlier epoch's failed scoring is reported first
                 raise DivergenceError(
                     f"training diverged: the batch loss became {loss:.3g} at iteration {i + 1} "
                     f"(it started at {losses[0] if i else loss:.3g}) with train.learning_rate = {lr}; "
@@ -99,10 +140,14 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
                 on_iteration(i + 1, loss)
 
             if k == iter_per_epoch - 1 or i + 1 == iters:
-                record = _evaluate(net, (i + 1) / iter_per_epoch, i + 1, x_train, t_train, x_test, t_test, lr)
-                result.epochs.append(record)
-                if on_epoch is not None:
-                    on_epoch(record)
+                pending.append(((i + 1) / iter_per_epoch, i + 1))
+                if worker is not None and i + 1 < iters:
+                    worker.submit(net.params)
+                else:  # the last scoring is done here, while the helper may still be on the one before
+                    scores = _scores(net, x_train, t_train, x_test, t_test)
+                    if worker is not None:
+                        collect(worker.finish())
+                    collect([scores])
 
     result.seconds = time.perf_counter() - start
     return result
@@ -118,12 +163,5 @@ def _labels(t):
     return t.argmax(axis=1) if t.ndim == 2 else t
 
 
-def _evaluate(net, epoch, iteration, x_train, t_train, x_test, t_test, lr) -> EpochRecord:
-    train_loss, train_acc = net.evaluate(x_train, t_train)
-    test_loss, test_acc = net.evaluate(x_test, t_test)
-    if not math.isfinite(train_loss):
-        raise DivergenceError(
-            f"training diverged: the training-set loss is {train_loss} after iteration {iteration} "
-            f"with train.learning_rate = {lr}; try a smaller train.learning_rate"
-        )
-    return EpochRecord(round(epoch, 6), iteration, train_loss, train_acc, test_loss, test_acc)
+def _scores(net, x_train, t_train, x_test, t_test) -> tuple[float, float, float, float]:
+    return net.evaluate(x_train, t_train) + net.evaluate(x_test, t_test)

@@ -1,0 +1,237 @@
+"""The training loop's speed-ups must not change a single bit: BatchGradient against
+net.gradient, and the helper process (zerodl.worker) against the in-process loop."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from zerodl import TwoLayerNet
+from zerodl import worker
+from zerodl.errors import DivergenceError
+from zerodl.net import BatchGradient
+from zerodl.optim import make_optimizer
+from zerodl.train import train
+from zerodl.worker import Helper, HelperError
+
+from test_core_train import KEYS, NullOptimizer, RecordingNet, _indexed_data, xor_data
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the helper forks (Linux)")
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of a few batches, so a short run wraps around the ring several times."""
+    monkeypatch.setattr(worker, "CHUNK_BYTES", 1)  # one batch per chunk
+    monkeypatch.setattr(worker, "SLOTS", 3)
+
+
+# --- BatchGradient ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, batch", [((784, 50, 10), 100), ((5, 3, 4), 1), ((2, 16, 2), 7)])
+def test_batch_gradient_is_net_gradient_bit_for_bit(dtype, shape, batch):
+    rng = np.random.default_rng(3)
+    net = TwoLayerNet(*shape, weight_init_std=0.5, dtype=dtype, seed=1)
+    bg = BatchGradient(net, batch)
+    for _ in range(3):  # the buffers are reused: each call must be independent of the last
+        x = rng.normal(size=(batch, shape[0])).astype(dtype)
+        t = rng.integers(0, shape[2], size=batch)
+        loss = bg(x, t)
+        grads = net.gradient(x, t)
+        assert loss == net.lastLayer.loss
+        for k in KEYS:
+            assert bg.grads[k].dtype == net.params[k].dtype
+            assert bg.grads[k].tobytes() == grads[k].tobytes(), k
+        # and the numbers are the gradient (not two equal wrong ones): against a float64 check
+        h = 1e-3 if dtype == np.float32 else 1e-6
+        W = net.params["b2"]
+        old = W[0]
+        W[0] = old + h
+        up = net.loss(x, t)
+        W[0] = old - h
+        down = net.loss(x, t)
+        W[0] = old
+        assert bg.grads["b2"][0] == pytest.approx((up - down) / (2 * h), abs=2e-3)
+
+
+# --- the helper: same bits as the in-process loop --------------------------------------------------
+
+def _run(helper, *, dtype=np.float32, optimizer="sgd", lr=0.3, n=240, iters=100, batch=16, seed=5):
+    x, t = xor_data(n, seed)
+    xt, tt = xor_data(60, seed + 1)
+    rng = np.random.default_rng(seed)
+    net = TwoLayerNet(2, 12, 2, weight_init_std="he", dtype=dtype, rng=rng)
+    seen = []
+    r = train(net, make_optimizer(optimizer, lr), x.astype(dtype), t, xt, tt, iters=iters, batch_size=batch,
+              rng=rng, helper=helper, on_epoch=seen.append)
+    assert seen == r.epochs
+    return net, r, rng.random()
+
+
+@pytest.mark.parametrize("case", [
+    {},                                       # 15 iterations per epoch, a final partial epoch
+    {"dtype": np.float64, "optimizer": "adam", "lr": 0.01},
+    {"optimizer": "momentum", "lr": 0.1, "batch": 240, "iters": 7},  # the whole set in each batch
+    {"iters": 3},                             # less than one epoch
+    {"batch": 7, "iters": 205},               # 34 per epoch, 2 samples left over each time
+])
+def test_helper_gives_the_same_bits(small_chunks, case):
+    net_a, ra, after_a = _run(False, **case)
+    net_b, rb, after_b = _run(True, **case)
+    assert ra.loss.tobytes() == rb.loss.tobytes()
+    assert ra.epochs == rb.epochs and len(ra.epochs) >= 1
+    for k in KEYS:
+        assert net_a.params[k].tobytes() == net_b.params[k].tobytes(), k
+    assert after_a == after_b  # the caller's generator is left where the in-process loop leaves it
+    assert ra.epochs[-1].test_accuracy > 0.6 or case.get("iters", 100) < 10  # it did learn
+
+
+def test_helper_with_default_chunks_same_bits():
+    # the real ring size: many batches per chunk, chunks not aligned with epochs
+    a, b = _run(False, iters=400, batch=10), _run(True, iters=400, batch=10)
+    assert a[1].loss.tobytes() == b[1].loss.tobytes() and a[1].epochs == b[1].epochs
+
+
+def test_helper_batches_visit_every_sample_once_per_epoch(small_chunks):
+    n, batch = 12, 3
+    x, t = _indexed_data(n)
+    nets = []
+    for helper in (False, True):
+        net = RecordingNet()
+        train(net, NullOptimizer(), x, t, x, t, iters=20, batch_size=batch, rng=np.random.default_rng(3), helper=helper)
+        nets.append(net)
+    inproc, helped = nets
+    assert [b.tolist() for b in helped.batches] == [b.tolist() for b in inproc.batches]
+    assert [lab.tolist() for lab in helped.labels] == [lab.tolist() for lab in inproc.labels]
+    for e in range(5):
+        np.testing.assert_array_equal(np.sort(np.concatenate(helped.batches[4 * e:4 * e + 4])), np.arange(n))
+
+
+# --- the helper: failures ---------------------------------------------------------------------------
+
+def test_helper_non_finite_scoring_is_the_same_error():
+    x, t = _indexed_data(6)
+    errors = []
+    for helper in (False, True):
+        with pytest.raises(DivergenceError) as e:
+            train(RecordingNet(eval_loss=float("inf")), NullOptimizer(), x, t, x, t, iters=9, batch_size=2,
+                  rng=np.random.default_rng(0), helper=helper)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1]
+    assert "training-set loss is inf after iteration 3" in errors[0]
+
+
+class LateBlowUp(RecordingNet):
+    """Scores inf on the whole set, and its batch loss turns NaN at iteration 5."""
+
+    def gradient(self, x, t):
+        grads = super().gradient(x, t)
+        if len(self.batches) >= 5:
+            self.lastLayer.loss = float("nan")
+        return grads
+
+
+def test_earlier_failed_scoring_wins_over_a_later_batch_divergence():
+    # The helper returns epoch 1's scoring (iteration 3) later than the loop reaches the
+    # NaN at iteration 5: the error must still be the earlier one, as in-process.
+    x, t = _indexed_data(6)
+    for helper in (False, True):
+        with pytest.raises(DivergenceError, match="training-set loss is inf after iteration 3"):
+            train(LateBlowUp(eval_loss=float("inf")), NullOptimizer(), x, t, x, t, iters=9, batch_size=2,
+                  rng=np.random.default_rng(0), helper=helper)
+
+
+@pytest.fixture
+def helpers(monkeypatch):
+    """Every Helper the loop makes, to check its process afterwards."""
+    made = []
+    real_start = Helper.start
+
+    def start(self):
+        real_start(self)
+        made.append((self, self.pid))
+
+    monkeypatch.setattr(Helper, "start", start)
+    return made
+
+
+def _reaped(pid) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True  # not our child any more: waited for already
+    return False
+
+
+def test_ctrl_c_stops_and_reaps_the_helper(helpers):
+    x, t = xor_data(200, 1)
+
+    def interrupt(i, loss):
+        if i == 7:
+            raise KeyboardInterrupt
+
+    net = TwoLayerNet(2, 4, 2, seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(net, make_optimizer("sgd", 0.1), x, t, x, t, iters=50, batch_size=10,
+              rng=np.random.default_rng(0), helper=True, on_iteration=interrupt)
+    (h, pid), = helpers
+    assert h.pid is None and _reaped(pid)
+
+
+def test_a_finished_run_reaps_the_helper(helpers):
+    _run(True, iters=20)
+    (h, pid), = helpers
+    assert h.pid is None and _reaped(pid)
+
+
+def _failing_fill(exc_or_code):
+    real_fill = Helper._fill
+
+    def fill(self, c):
+        if c == 2:
+            if isinstance(exc_or_code, int):
+                os._exit(exc_or_code)
+            raise exc_or_code
+        real_fill(self, c)
+    return fill
+
+
+def test_helper_out_of_memory_is_a_memory_error(small_chunks, monkeypatch, helpers):
+    monkeypatch.setattr(Helper, "_fill", _failing_fill(MemoryError()))
+    with pytest.raises(MemoryError):
+        _run(True)
+    assert _reaped(helpers[0][1])
+
+
+def test_helper_bug_is_reported_with_its_traceback(small_chunks, monkeypatch, capfd, helpers):
+    monkeypatch.setattr(Helper, "_fill", _failing_fill(ValueError("bad index 42")))
+    with pytest.raises(HelperError, match="this is a bug in zerodl"):
+        _run(True)
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "ValueError: bad index 42" in err
+    assert _reaped(helpers[0][1])
+
+
+def test_helper_that_dies_is_a_clear_error_not_a_hang(small_chunks, monkeypatch, helpers):
+    monkeypatch.setattr(Helper, "_fill", _failing_fill(3))
+    with pytest.raises(HelperError, match=r"the training helper process \(pid \d+\) died \(exit code 3\)"):
+        _run(True)
+    assert _reaped(helpers[0][1])
+
+
+def test_available_needs_two_cores(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert worker.available() is False
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert worker.available() is True
+
+
+def test_helper_leaves_no_open_pipes(small_chunks, monkeypatch):
+    before = sorted(os.listdir("/proc/self/fd"))
+    _run(True, iters=30)
+    monkeypatch.setattr(Helper, "_fill", _failing_fill(3))
+    with pytest.raises(HelperError):
+        _run(True)
+    assert sorted(os.listdir("/proc/self/fd")) == before

@@ -1,0 +1,276 @@
+"""A helper process for the training loop: the next batches and the epoch scores, on the second core.
+
+Training is one chain of small dependent GEMMs, which a second BLAS thread does
+not speed up (on 2-core machines it makes them slower and far noisier). The work
+around the chain does not depend on it: gathering the next batches (a copy of
+100 random rows, ~55 us per batch on MNIST, cache misses all of it) and scoring
+the weights on the whole training and test sets once per epoch (two forward
+passes over 70,000 rows, ~70 ms). A forked child does both while the parent trains:
+
+    parent                                   helper
+    trains on the batches in ring slot s  <- gathers the next chunks of batches into free slots
+    copies the weights into a snapshot    -> scores it on both sets, one EVAL_CHUNK at a time,
+                                             refilling the ring between chunks
+
+The child starts with the parent's arrays and random generator as they are at the
+fork, so it draws the permutations the parent's own loop would draw: the batches,
+and with them every number of the run, are bit-identical to the in-process loop's
+(tests/test_core_train.py checks this). Nothing is pickled: the ring and the
+snapshots are shared memory, and the messages are fixed-size structs on two pipes.
+"""
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import select
+import signal
+import struct
+import sys
+import traceback
+from collections import deque
+
+import numpy as np
+
+from .errors import ZerodlError
+from .io import signals_held
+
+SLOTS = 8                # ring slots: one being trained on, the rest filled ahead
+CHUNK_BYTES = 1 << 20    # batches per slot: about this many bytes of them
+SNAPSHOTS = 4            # weight snapshots waiting to be scored before the parent waits
+
+# parent -> helper: kind, index
+_CMD = struct.Struct("<ii")
+FREE, SCORE, STOP = 1, 2, 3
+# helper -> parent: kind, index, four numbers
+_MSG = struct.Struct("<ii4d")
+READY, SCORED, FAILED = 1, 2, 3
+_OUT_OF_MEMORY, _BUG = 1, 2
+
+
+class HelperError(ZerodlError):
+    """The helper process died or failed."""
+
+
+def available() -> bool:
+    """A helper pays off where a second core is free to run it, and fork is safe (Linux)."""
+    return sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) >= 2
+
+
+def _shared(shape, dtype) -> np.ndarray:
+    size = max(int(np.prod(shape)) * np.dtype(dtype).itemsize, 1)
+    return np.frombuffer(mmap.mmap(-1, size), dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+class Helper:
+    """The helper: start() forks it, batch(i) gives iteration i's batch, submit() queues a
+    scoring, close() (after the loop, an error or a Ctrl-C) stops the child and reaps it."""
+
+    def __init__(self, net, x_train, t_train, x_test, t_test, *, iters: int, batch_size: int,
+                 iter_per_epoch: int, rng: np.random.Generator):
+        self.net, self.x_train, self.t_train = net, x_train, t_train
+        self.sets = ((x_train, t_train), (x_test, t_test))
+        self.iters, self.batch_size, self.iter_per_epoch, self.rng = iters, batch_size, iter_per_epoch, rng
+        row = x_train.shape[1:]
+        batch_bytes = batch_size * int(np.prod(row)) * net.dtype.itemsize
+        self.chunk = max(1, min(iters, CHUNK_BYTES // max(batch_bytes, 1)))
+        self.n_chunks = math.ceil(iters / self.chunk)
+        self.x_ring = _shared((SLOTS, self.chunk, batch_size) + row, net.dtype)
+        self.t_ring = _shared((SLOTS, self.chunk, batch_size), t_train.dtype)
+        self.snapshots = [{k: _shared(v.shape, v.dtype) for k, v in net.params.items()} for _ in range(SNAPSHOTS)]
+        self.ready = 0         # chunks the helper has filled
+        self.submitted = 0     # snapshots sent
+        self.scored = deque()  # the four numbers of each scoring received, not yet collected
+        self.n_scored = 0
+        self._buf = b""
+        self.pid = self.cmd = self.msg = None
+
+    def start(self) -> None:
+        """Fork the helper. Register close() before calling this: a Ctrl-C right after
+        the fork then still stops the child."""
+        cmd_r, cmd_w = os.pipe()
+        msg_r, msg_w = os.pipe()
+        with signals_held():  # the child must not see a Ctrl-C before it ignores them
+            pid = os.fork()
+            if pid == 0:
+                os.close(cmd_w)
+                os.close(msg_r)
+                self._child(cmd_r, msg_w)  # never returns
+            self.pid, self.cmd, self.msg = pid, cmd_w, msg_r
+            os.close(cmd_r)
+            os.close(msg_w)
+
+    # --- the parent's side ---------------------------------------------------------------------
+
+    def batch(self, i: int):
+        """Iteration i's (x, t): views into the ring, valid until batch(i + chunk)."""
+        if i % self.iter_per_epoch == 0:
+            self.rng.permutation(len(self.x_train))  # leaves the caller's generator where the in-process loop would
+        c, j = divmod(i, self.chunk)
+        if j == 0:
+            if c > 0:
+                self._send(FREE, (c - 1) % SLOTS)
+            while self.ready <= c:
+                self._receive(block=True)
+            self._receive(block=False)
+        s = c % SLOTS
+        return self.x_ring[s, j], self.t_ring[s, j]
+
+    def submit(self, params) -> None:
+        """Queue a scoring of these weights (copied now) on the whole training and test sets."""
+        while self.submitted - self.n_scored >= SNAPSHOTS:
+            self._receive(block=True)
+        k = self.submitted % SNAPSHOTS
+        for key, v in params.items():
+            np.copyto(self.snapshots[k][key], v)
+        self.submitted += 1
+        self._send(SCORE, k)
+
+    def done(self):
+        """The scorings received so far, in the order submitted: (train_loss, train_acc, test_loss, test_acc)."""
+        while self.scored:
+            yield self.scored.popleft()
+
+    def finish(self):
+        """Wait for every submitted scoring; yields them in order."""
+        while self.n_scored < self.submitted:
+            self._receive(block=True)
+        yield from self.done()
+
+    def close(self) -> None:
+        if self.pid is not None:
+            pid, self.pid = self.pid, None
+            os.kill(pid, signal.SIGKILL)  # it holds nothing worth a clean exit: no files, only shared memory
+            os.waitpid(pid, 0)
+        for fd in (self.cmd, self.msg):
+            if fd is not None:
+                os.close(fd)
+        self.cmd = self.msg = None
+
+    def _send(self, kind: int, index: int) -> None:
+        try:
+            os.write(self.cmd, _CMD.pack(kind, index))
+        except BrokenPipeError:
+            self._died()
+
+    def _receive(self, block: bool) -> None:
+        if not block and not select.select([self.msg], [], [], 0)[0]:
+            return
+        data = os.read(self.msg, 64 * _MSG.size)
+        if not data:
+            self._died()
+        self._buf += data
+        whole = len(self._buf) - len(self._buf) % _MSG.size
+        for kind, index, *numbers in _MSG.iter_unpack(self._buf[:whole]):
+            if kind == READY:
+                self.ready = index + 1
+            elif kind == SCORED:
+                self.scored.append(tuple(numbers))
+                self.n_scored += 1
+            elif index == _OUT_OF_MEMORY:
+                raise MemoryError
+            else:
+                raise HelperError("the training helper process failed (its traceback is above); "
+                                  "this is a bug in zerodl")
+        self._buf = self._buf[whole:]
+
+    def _died(self):
+        pid, self.pid = self.pid, None
+        _, status = os.waitpid(pid, 0)
+        how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+               else f"exit code {os.WEXITSTATUS(status)}")
+        raise HelperError(f"the training helper process (pid {pid}) died ({how}); "
+                          "if the machine ran out of memory, try smaller params")
+
+    # --- the helper's side ----------------------------------------------------------------------
+
+    def _child(self, cmd: int, msg: int):
+        code = 0
+        try:
+            # Ctrl-C and SIGTERM are the parent's to handle; it stops this process.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            self.cmd, self.msg = cmd, msg
+            self._serve()
+        except MemoryError:
+            code = self._report(_OUT_OF_MEMORY)
+        except BaseException:
+            traceback.print_exc()
+            code = self._report(_BUG)
+        finally:
+            os._exit(code)  # never the parent's cleanup: its finally blocks and atexit are not ours
+
+    def _report(self, why: int) -> int:
+        try:
+            os.write(self.msg, _MSG.pack(FAILED, why, 0, 0, 0, 0))
+        except OSError:
+            pass
+        return 1
+
+    def _serve(self) -> None:
+        free, filled = SLOTS, 0
+        jobs, job, job_index = deque(), None, -1
+        buf = b""
+        while True:
+            work = (free and filled < self.n_chunks) or job is not None or jobs
+            if not work or select.select([self.cmd], [], [], 0)[0]:
+                data = os.read(self.cmd, 64 * _CMD.size)
+                if not data:  # the parent is gone
+                    return
+                buf += data
+                whole = len(buf) - len(buf) % _CMD.size
+                for kind, index in _CMD.iter_unpack(buf[:whole]):
+                    if kind == FREE:
+                        free += 1
+                    elif kind == SCORE:
+                        jobs.append(index)
+                    else:
+                        return
+                buf = buf[whole:]
+            if free and filled < self.n_chunks:  # batches first: the parent waits for them
+                self._fill(filled)
+                os.write(self.msg, _MSG.pack(READY, filled, 0, 0, 0, 0))
+                filled, free = filled + 1, free - 1
+            elif job is None and jobs:
+                job_index = jobs.popleft()
+                for key, v in self.snapshots[job_index].items():
+                    np.copyto(self.net.params[key], v)
+                job = _scoring(self.net, self.sets)
+            elif job is not None:
+                try:
+                    next(job)
+                except StopIteration as finished:
+                    os.write(self.msg, _MSG.pack(SCORED, job_index, *finished.value))
+                    job = None
+
+    def _fill(self, c: int) -> None:
+        """Chunk c: the batches of iterations c*chunk ..., drawn as the in-process loop draws them."""
+        s, n, b = c % SLOTS, len(self.x_train), self.batch_size
+        for j, i in enumerate(range(c * self.chunk, min((c + 1) * self.chunk, self.iters))):
+            k = i % self.iter_per_epoch
+            if k == 0:
+                self.perm = self.rng.permutation(n)
+            idx = self.perm[k * b:(k + 1) * b]
+            np.take(self.x_train, idx, axis=0, out=self.x_ring[s, j], mode="clip")
+            np.take(self.t_train, idx, out=self.t_ring[s, j], mode="clip")
+
+
+def _scoring(net, sets):
+    """(train loss, train accuracy, test loss, test accuracy), as net.evaluate gives them,
+    yielding between chunks so the helper can refill the ring; the four numbers are the
+    generator's return value."""
+    out = []
+    for x, t in sets:
+        chunks = getattr(net, "evaluate_chunks", None)
+        if chunks is None:  # a net without chunks (tests' stand-ins): one piece
+            out += net.evaluate(x, t)
+            yield
+            continue
+        loss_sum, correct = 0.0, 0
+        for chunk_loss, chunk_correct in chunks(x, t):
+            loss_sum += chunk_loss
+            correct += chunk_correct
+            yield
+        out += (loss_sum / len(t), correct / len(t))
+    return out
