@@ -9,11 +9,11 @@ import pytest
 
 from zerodl import TwoLayerNet
 from zerodl import worker
-from zerodl.errors import DivergenceError
+from zerodl.errors import DivergenceError, HelperError
 from zerodl.net import BatchGradient
 from zerodl.optim import make_optimizer
 from zerodl.train import train
-from zerodl.worker import Helper, HelperError
+from zerodl.worker import Helper
 
 from test_core_train import KEYS, NullOptimizer, RecordingNet, _indexed_data, xor_data
 
@@ -221,11 +221,14 @@ def test_helper_that_dies_is_a_clear_error_not_a_hang(small_chunks, monkeypatch,
     assert _reaped(helpers[0][1])
 
 
-def test_available_needs_two_cores(monkeypatch):
+def test_available_needs_a_core_beside_the_training_threads(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert worker.available() is False
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     assert worker.available() is True
+    assert worker.available(threads=2) is False  # train.threads: 2 takes both cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert worker.available(threads=2) is True
 
 
 def test_helper_leaves_no_open_pipes(small_chunks, monkeypatch):

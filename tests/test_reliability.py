@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 import yaml
 
+import zerodl.worker
 from zerodl import TwoLayerNet
 from zerodl.entry import run as entry_run
 
@@ -359,6 +360,43 @@ def test_signal_during_training(project, sig, code, word):
     # The message has a line of its own, not glued to the end of the progress bar.
     assert out.endswith(f"\ntrain: {word}; nothing half-written was left behind\n"), repr(out)
     assert snapshot(project / "data") == before
+    assert leftovers(project) == []
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"  # a zombie is gone too
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not zerodl.worker.available(), reason="needs 2 cores: the stage runs without a helper")
+def test_helper_process_ends_with_the_stage_even_on_sigkill(project):
+    # The helper (zerodl.worker) gathers batches and scores epochs on the second core. Ctrl-C
+    # and SIGTERM are covered above (the stage stops it); a SIGKILLed stage cannot, so the
+    # helper must notice by itself that its parent is gone, not keep a core busy.
+    write_params(project, {"train": {"iters": 10_000_000}})
+    term = Terminal([sys.executable, "stages/train.py"], project)
+    try:
+        term.read_until(b"train [", timeout=60)
+        helpers = _children(term.proc.pid)
+        assert len(helpers) == 1, helpers
+        term.proc.send_signal(signal.SIGKILL)
+        assert term.finish(timeout=30) == -signal.SIGKILL  # the pty closes: the helper let go of it too
+    finally:
+        term.close()
+    assert "Traceback" not in term.text  # its parent gone, the helper leaves quietly
+    deadline = time.monotonic() + 10
+    while not _gone(helpers[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(helpers[0])
     assert leftovers(project) == []
 
 

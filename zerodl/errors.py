@@ -23,3 +23,7 @@ class ModelError(ZerodlError):
 
 class DivergenceError(ZerodlError):
     """Training produced a NaN or infinite loss."""
+
+
+class HelperError(ZerodlError):
+    """The training helper process (zerodl.worker) died or failed."""

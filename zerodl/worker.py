@@ -31,8 +31,9 @@ import traceback
 from collections import deque
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from .errors import ZerodlError
+from .errors import HelperError
 from .io import signals_held
 
 SLOTS = 8                # ring slots: one being trained on, the rest filled ahead
@@ -48,13 +49,10 @@ READY, SCORED, FAILED = 1, 2, 3
 _OUT_OF_MEMORY, _BUG = 1, 2
 
 
-class HelperError(ZerodlError):
-    """The helper process died or failed."""
-
-
-def available() -> bool:
-    """A helper pays off where a second core is free to run it, and fork is safe (Linux)."""
-    return sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) >= 2
+def available(threads: int = 1) -> bool:
+    """A helper pays off where a core is free for it beside the training's BLAS
+    threads, and where fork is safe (Linux)."""
+    return sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > threads
 
 
 def _shared(shape, dtype) -> np.ndarray:
@@ -191,8 +189,11 @@ class Helper:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            threadpool_limits(1, user_api="blas")  # one core: the others are the parent's
             self.cmd, self.msg = cmd, msg
             self._serve()
+        except BrokenPipeError:
+            pass  # the parent is gone (killed): nothing to report to, nobody to serve
         except MemoryError:
             code = self._report(_OUT_OF_MEMORY)
         except BaseException:
