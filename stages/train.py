@@ -72,7 +72,7 @@ def main() -> None:
         with threadpool_limits(limits=tp.threads, user_api="blas"):
             result = train(net, optimizer, x_train, t_train, x_test, t_test,
                            iters=tp.iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
-                           helper=helper_available(tp.threads), on_iteration=on_iteration, on_epoch=on_epoch)
+                           helper=tp.threads == 1 and helper_available(), on_iteration=on_iteration, on_epoch=on_epoch)
     finally:
         bar.close()  # an error or Ctrl-C gets a line of its own, not the end of the bar's
 

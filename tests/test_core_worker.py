@@ -3,6 +3,9 @@ net.gradient, and the helper process (zerodl.worker) against the in-process loop
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the helper fork
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Chunks of a few batches, so a short run wraps around the ring several times."""
+    """One batch per chunk and the smallest ring (2 slots), so a short run wraps around it often."""
     monkeypatch.setattr(worker, "CHUNK_BYTES", 1)  # one batch per chunk
     monkeypatch.setattr(worker, "SLOTS", 3)
 
@@ -221,14 +224,11 @@ def test_helper_that_dies_is_a_clear_error_not_a_hang(small_chunks, monkeypatch,
     assert _reaped(helpers[0][1])
 
 
-def test_available_needs_a_core_beside_the_training_threads(monkeypatch):
+def test_available_needs_two_cores(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert worker.available() is False
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     assert worker.available() is True
-    assert worker.available(threads=2) is False  # train.threads: 2 takes both cores
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
-    assert worker.available(threads=2) is True
 
 
 def test_helper_leaves_no_open_pipes(small_chunks, monkeypatch):
@@ -238,3 +238,118 @@ def test_helper_leaves_no_open_pipes(small_chunks, monkeypatch):
     with pytest.raises(HelperError):
         _run(True)
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_drawing_from_the_generator_during_training_is_caught():
+    # The helper draws the batches from its own copy of rng: a draw by the caller in
+    # between would silently give other batches than the in-process loop. The next
+    # epoch's permutation then differs from the helper's, which is an error.
+    x, t = xor_data(100, 2)
+    rng = np.random.default_rng(0)
+    net = TwoLayerNet(2, 4, 2, seed=0)
+    with pytest.raises(RuntimeError, match="random generator was drawn from during training"):
+        train(net, make_optimizer("sgd", 0.1), x, t, x, t, iters=50, batch_size=10, rng=rng, helper=True,
+              on_iteration=lambda i, loss: rng.random() if i == 5 else None)
+
+
+WARNINGS_SCRIPT = """
+import sys
+import numpy as np
+from test_core_train import xor_data
+from zerodl import TwoLayerNet
+from zerodl.optim import make_optimizer
+from zerodl.train import train
+x, t = xor_data(400, 0)
+xt, tt = xor_data(100, 1)
+xt[0] = 3e38  # one extreme test row: the forward pass overflows
+r = train(TwoLayerNet(2, 16, 2, weight_init_std="he", seed=0), make_optimizer("sgd", 0.1), x, t, xt, tt,
+          iters=40, batch_size=40, rng=np.random.default_rng(0), helper=sys.argv[1] == "1")
+print(repr(r.epochs))
+"""
+
+
+def test_numpy_warnings_are_silenced_in_the_helper_too():
+    # The in-process loop scores under np.errstate; the helper must too. Run as a script:
+    # pytest's own warning capture would hide the child's warnings from this test.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])])}
+    runs = [subprocess.run([sys.executable, "-c", WARNINGS_SCRIPT, helper], capture_output=True, text=True,
+                           env=env, timeout=120) for helper in ("0", "1")]
+    for p in runs:
+        assert p.returncode == 0, p.stderr
+        assert p.stderr == ""
+    assert runs[0].stdout == runs[1].stdout and "test_loss=nan" in runs[0].stdout  # it did overflow
+
+
+def test_helper_works_with_descriptors_above_1024():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        a, b = _run(False, iters=40), _run(True, iters=40)
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert a[1].loss.tobytes() == b[1].loss.tobytes()
+
+
+def test_ring_of_big_batches_holds_two():
+    x = np.zeros((40, 100_000), np.float32)  # 400 kB rows: a batch of 30 is 12 MB
+    t = np.zeros(40, np.int64)
+    net = TwoLayerNet(100_000, 2, 2, seed=0)
+    h = Helper(net, x, t, x, t, iters=5, batch_size=30, iter_per_epoch=1, rng=np.random.default_rng(0))
+    assert (h.slots, h.chunk) == (2, 1)
+    assert h.x_ring.nbytes == 2 * 30 * x[0].nbytes
+    small = Helper(net, x, t, x, t, iters=5, batch_size=1, iter_per_epoch=40, rng=np.random.default_rng(0))
+    assert small.slots == worker.SLOTS and small.x_ring.nbytes <= worker.SLOTS * worker.CHUNK_BYTES
+
+
+def test_no_fork_no_helper_same_run(monkeypatch):
+    def fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    before = sorted(os.listdir("/proc/self/fd"))
+    a = _run(False, iters=40)
+    monkeypatch.setattr(os, "fork", fork)
+    b = _run(True, iters=40)
+    assert a[1].loss.tobytes() == b[1].loss.tobytes() and a[1].epochs == b[1].epochs
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_empty_test_set_is_a_clear_error():
+    x, t = xor_data(20, 0)
+    for helper in (False, True):
+        with pytest.raises(ValueError, match="the test set is empty"):
+            train(TwoLayerNet(2, 3, 2, seed=0), make_optimizer("sgd", 0.1), x, t, x[:0], t[:0], iters=5,
+                  batch_size=4, rng=np.random.default_rng(0), helper=helper)
+
+
+def test_float32_data_into_a_float64_net_both_ways():
+    nets = [_run(helper, dtype=np.float64, iters=40)[0] for helper in (False, True)]
+    x, t = xor_data(240, 5)  # _run's data is float32 before its cast: pass it as float32 here
+    runs = []
+    for helper in (False, True):
+        rng = np.random.default_rng(5)
+        net = TwoLayerNet(2, 12, 2, weight_init_std="he", dtype=np.float64, rng=rng)
+        train(net, make_optimizer("sgd", 0.3), x, t, x, t, iters=40, batch_size=16, rng=rng, helper=helper)
+        runs.append(net)
+    for k in KEYS:
+        assert runs[0].params[k].tobytes() == runs[1].params[k].tobytes()
+        assert runs[0].params[k].tobytes() == nets[0].params[k].tobytes()  # same as float64 data
+
+
+def test_a_subclass_keeps_its_own_gradient():
+    calls = []
+
+    class Counting(TwoLayerNet):
+        def gradient(self, x, t):
+            calls.append(len(x))
+            return super().gradient(x, t)
+
+    x, t = xor_data(40, 1)
+    train(Counting(2, 3, 2, seed=0), make_optimizer("sgd", 0.1), x, t, x, t, iters=6, batch_size=4,
+          rng=np.random.default_rng(0))
+    assert calls == [4] * 6

@@ -53,12 +53,20 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
     """Train `net` in place with mini-batches; return the loss and accuracy history.
 
     helper=True gathers the batches and scores the epochs in a helper process
-    (zerodl.worker) on the second core; the results are bit-identical either way.
+    (zerodl.worker) on the second core; the results are bit-identical either way, as
+    long as the callbacks do not draw from `rng` (a draw before the next epoch's
+    permutation is caught; on_epoch is called when the helper's scores arrive, up to
+    a few epochs late). If the helper cannot be started, training goes on in this process.
     Raises DivergenceError as soon as a batch loss is NaN or infinite, or grows
     to DIVERGED times the first one, or a whole-set loss is not finite.
     """
     t_train, t_test = _labels(t_train), _labels(t_test)
+    # Batches are copied into buffers of the net's dtype; casting once here instead of per
+    # batch gives the same numbers (a no-op for the stages, whose data is already cast).
+    x_train = np.asarray(x_train, dtype=net.dtype)
     n = len(x_train)
+    if not len(x_test):
+        raise ValueError("the test set is empty")
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch_size {batch_size} must be between 1 and the training set size {n}")
     if gradient not in ("backprop", "numerical"):
@@ -68,7 +76,7 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
     result = TrainResult(loss=losses, iter_per_epoch=iter_per_epoch)
     lr = getattr(optimizer, "lr", None)
     backprop = None
-    if gradient == "backprop" and isinstance(net, TwoLayerNet):
+    if gradient == "backprop" and type(net) is TwoLayerNet:  # a subclass may have other layers
         backprop = BatchGradient(net, batch_size)  # net.gradient's numbers, without its allocations
     pending = deque()  # (epoch, iteration) of the scorings the helper has not returned yet
 
@@ -88,20 +96,24 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
 
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
+        # Overflow on the way to divergence is reported by the guard, not as numpy warnings
+        # (entered first: the helper inherits it).
+        stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
+        worker = None
         if helper:
             worker = Helper(net, x_train, t_train, x_test, t_test, iters=iters, batch_size=batch_size,
                             iter_per_epoch=iter_per_epoch, rng=rng)
             stack.callback(worker.close)  # before start(): no helper process outlives the loop
-            worker.start()
-        else:
-            worker = None
+            try:
+                worker.start()
+            except OSError:  # no process to be had (EAGAIN, ENOMEM): the same run, in this process
+                worker = None
+        if worker is None:
             # The batch lives in two buffers filled in place each iteration.
             x_batch = np.empty((batch_size,) + x_train.shape[1:], dtype=net.dtype)
             t_batch = np.empty(batch_size, dtype=t_train.dtype)
             perm = None
         limit = math.inf
-        # Overflow on the way to divergence is reported by the guard, not as numpy warnings.
-        stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
         for i in range(iters):
             k = i % iter_per_epoch
             if worker is not None:

@@ -28,16 +28,17 @@ import signal
 import struct
 import sys
 import traceback
+import zlib
 from collections import deque
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .errors import HelperError
 from .io import signals_held
 
 SLOTS = 8                # ring slots: one being trained on, the rest filled ahead
-CHUNK_BYTES = 1 << 20    # batches per slot: about this many bytes of them
+CHUNK_BYTES = 1 << 20    # batches per slot: about this many bytes of them (fewer slots
+                         # if one batch is larger, but always 2: ring <= max(8 MB, 2 batches))
 SNAPSHOTS = 4            # weight snapshots waiting to be scored before the parent waits
 
 # parent -> helper: kind, index
@@ -45,14 +46,13 @@ _CMD = struct.Struct("<ii")
 FREE, SCORE, STOP = 1, 2, 3
 # helper -> parent: kind, index, four numbers
 _MSG = struct.Struct("<ii4d")
-READY, SCORED, FAILED = 1, 2, 3
+READY, SCORED, FAILED, PERM = 1, 2, 3, 4
 _OUT_OF_MEMORY, _BUG = 1, 2
 
 
-def available(threads: int = 1) -> bool:
-    """A helper pays off where a core is free for it beside the training's BLAS
-    threads, and where fork is safe (Linux)."""
-    return sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > threads
+def available() -> bool:
+    """A helper needs a second core to pay off, and a system where fork is safe (Linux)."""
+    return sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) >= 2
 
 
 def _shared(shape, dtype) -> np.ndarray:
@@ -73,13 +73,15 @@ class Helper:
         batch_bytes = batch_size * int(np.prod(row)) * net.dtype.itemsize
         self.chunk = max(1, min(iters, CHUNK_BYTES // max(batch_bytes, 1)))
         self.n_chunks = math.ceil(iters / self.chunk)
-        self.x_ring = _shared((SLOTS, self.chunk, batch_size) + row, net.dtype)
-        self.t_ring = _shared((SLOTS, self.chunk, batch_size), t_train.dtype)
+        self.slots = SLOTS if batch_bytes <= CHUNK_BYTES else max(2, min(SLOTS, SLOTS * CHUNK_BYTES // batch_bytes))
+        self.x_ring = _shared((self.slots, self.chunk, batch_size) + row, net.dtype)
+        self.t_ring = _shared((self.slots, self.chunk, batch_size), t_train.dtype)
         self.snapshots = [{k: _shared(v.shape, v.dtype) for k, v in net.params.items()} for _ in range(SNAPSHOTS)]
         self.ready = 0         # chunks the helper has filled
         self.submitted = 0     # snapshots sent
         self.scored = deque()  # the four numbers of each scoring received, not yet collected
         self.n_scored = 0
+        self.perms = {}        # epoch -> crc32 of the permutation the helper drew for it
         self._buf = b""
         self.pid = self.cmd = self.msg = None
 
@@ -89,7 +91,12 @@ class Helper:
         cmd_r, cmd_w = os.pipe()
         msg_r, msg_w = os.pipe()
         with signals_held():  # the child must not see a Ctrl-C before it ignores them
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # EAGAIN, ENOMEM: the caller can go on without a helper
+                for fd in (cmd_r, cmd_w, msg_r, msg_w):
+                    os.close(fd)
+                raise
             if pid == 0:
                 os.close(cmd_w)
                 os.close(msg_r)
@@ -97,21 +104,29 @@ class Helper:
             self.pid, self.cmd, self.msg = pid, cmd_w, msg_r
             os.close(cmd_r)
             os.close(msg_w)
+        self._poll = select.poll()  # not select(): that fails on descriptors >= 1024
+        self._poll.register(self.msg, select.POLLIN)
 
     # --- the parent's side ---------------------------------------------------------------------
 
     def batch(self, i: int):
         """Iteration i's (x, t): views into the ring, valid until batch(i + chunk)."""
-        if i % self.iter_per_epoch == 0:
-            self.rng.permutation(len(self.x_train))  # leaves the caller's generator where the in-process loop would
         c, j = divmod(i, self.chunk)
         if j == 0:
             if c > 0:
-                self._send(FREE, (c - 1) % SLOTS)
+                self._send(FREE, (c - 1) % self.slots)
             while self.ready <= c:
                 self._receive(block=True)
             self._receive(block=False)
-        s = c % SLOTS
+        if i % self.iter_per_epoch == 0:
+            # The in-process loop's own draw: it leaves the caller's generator where that
+            # loop would, and checks that the helper's copy drew the same permutation.
+            mine = zlib.crc32(self.rng.permutation(len(self.x_train)))
+            if self.perms.pop(i // self.iter_per_epoch) != mine:
+                raise RuntimeError("train(helper=True): the random generator was drawn from during "
+                                   "training (by a callback?), so the helper's batches are no longer "
+                                   "the ones it would give; draw from another Generator")
+        s = c % self.slots
         return self.x_ring[s, j], self.t_ring[s, j]
 
     def submit(self, params) -> None:
@@ -137,9 +152,10 @@ class Helper:
 
     def close(self) -> None:
         if self.pid is not None:
-            pid, self.pid = self.pid, None
-            os.kill(pid, signal.SIGKILL)  # it holds nothing worth a clean exit: no files, only shared memory
-            os.waitpid(pid, 0)
+            with signals_held():  # a Ctrl-C between kill and waitpid would leave a zombie
+                os.kill(self.pid, signal.SIGKILL)  # it holds nothing worth a clean exit: no files, only shared memory
+                os.waitpid(self.pid, 0)
+                self.pid = None
         for fd in (self.cmd, self.msg):
             if fd is not None:
                 os.close(fd)
@@ -152,7 +168,7 @@ class Helper:
             self._died()
 
     def _receive(self, block: bool) -> None:
-        if not block and not select.select([self.msg], [], [], 0)[0]:
+        if not block and not self._poll.poll(0):
             return
         data = os.read(self.msg, 64 * _MSG.size)
         if not data:
@@ -165,6 +181,8 @@ class Helper:
             elif kind == SCORED:
                 self.scored.append(tuple(numbers))
                 self.n_scored += 1
+            elif kind == PERM:
+                self.perms[index] = int(numbers[0])
             elif index == _OUT_OF_MEMORY:
                 raise MemoryError
             else:
@@ -189,7 +207,6 @@ class Helper:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
-            threadpool_limits(1, user_api="blas")  # one core: the others are the parent's
             self.cmd, self.msg = cmd, msg
             self._serve()
         except BrokenPipeError:
@@ -210,12 +227,14 @@ class Helper:
         return 1
 
     def _serve(self) -> None:
-        free, filled = SLOTS, 0
+        free, filled = self.slots, 0
         jobs, job, job_index = deque(), None, -1
         buf = b""
+        commands = select.poll()
+        commands.register(self.cmd, select.POLLIN)
         while True:
             work = (free and filled < self.n_chunks) or job is not None or jobs
-            if not work or select.select([self.cmd], [], [], 0)[0]:
+            if not work or commands.poll(0):
                 data = os.read(self.cmd, 64 * _CMD.size)
                 if not data:  # the parent is gone
                     return
@@ -247,11 +266,12 @@ class Helper:
 
     def _fill(self, c: int) -> None:
         """Chunk c: the batches of iterations c*chunk ..., drawn as the in-process loop draws them."""
-        s, n, b = c % SLOTS, len(self.x_train), self.batch_size
+        s, n, b = c % self.slots, len(self.x_train), self.batch_size
         for j, i in enumerate(range(c * self.chunk, min((c + 1) * self.chunk, self.iters))):
             k = i % self.iter_per_epoch
             if k == 0:
                 self.perm = self.rng.permutation(n)
+                os.write(self.msg, _MSG.pack(PERM, i // self.iter_per_epoch, zlib.crc32(self.perm), 0, 0, 0))
             idx = self.perm[k * b:(k + 1) * b]
             np.take(self.x_train, idx, axis=0, out=self.x_ring[s, j], mode="clip")
             np.take(self.t_train, idx, out=self.t_ring[s, j], mode="clip")
