@@ -1,8 +1,8 @@
 """A helper process for the training loop: the next batches and the epoch scores, on the second core.
 
-Training is one chain of small dependent GEMMs, which a second BLAS thread does
-not speed up (on 2-core machines it makes them slower and far noisier). The work
-around the chain does not depend on it: gathering the next batches (a copy of
+Training is one chain of small dependent GEMMs. A second BLAS thread speeds it up
+only on an idle machine: its threads spin-wait for each other, and with the other
+core busy they slow to a crawl. The work around the chain does not depend on it: gathering the next batches (a copy of
 100 random rows, ~55 us per batch on MNIST, cache misses all of it) and scoring
 the weights on the whole training and test sets once per epoch (two forward
 passes over 70,000 rows, ~70 ms). A forked child does both while the parent trains:
@@ -15,8 +15,11 @@ passes over 70,000 rows, ~70 ms). A forked child does both while the parent trai
 The child starts with the parent's arrays and random generator as they are at the
 fork, so it draws the permutations the parent's own loop would draw: the batches,
 and with them every number of the run, are bit-identical to the in-process loop's
-(tests/test_core_train.py checks this). Nothing is pickled: the ring and the
-snapshots are shared memory, and the messages are fixed-size structs on two pipes.
+(tests/test_core_worker.py checks this; the parent also compares each epoch's
+permutation with the child's). The child inherits the BLAS thread count and
+np.errstate too, so it scores exactly as the parent would. Nothing is pickled:
+the ring and the snapshots are shared memory, and the messages are fixed-size
+structs on two pipes.
 """
 from __future__ import annotations
 
