@@ -330,6 +330,12 @@ def test_missing_or_damaged_input(project, case):
     assert leftovers(project) == []
 
 
+# Ctrl-C and SIGTERM: each stops a stage with one line and 128 + the signal.
+SIGNALS = pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                                      (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+                                  ids=["SIGINT", "SIGTERM"])
+
+
 # --- training: divergence, Ctrl-C, SIGTERM --------------------------------------------------
 
 def test_divergence_is_an_error_naming_the_learning_rate(project):
@@ -342,9 +348,7 @@ def test_divergence_is_an_error_naming_the_learning_rate(project):
     assert leftovers(project) == []
 
 
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
-                                             (signal.SIGTERM, 143, "terminated (SIGTERM)")],
-                         ids=["SIGINT", "SIGTERM"])
+@SIGNALS
 def test_signal_during_training(project, sig, code, word):
     before = snapshot(project / "data")
     write_params(project, {"train": {"iters": 10_000_000}})  # hours: it is surely still training
@@ -400,9 +404,7 @@ def test_helper_process_ends_with_the_stage_even_on_sigkill(project):
     assert leftovers(project) == []
 
 
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
-                                             (signal.SIGTERM, 143, "terminated (SIGTERM)")],
-                         ids=["SIGINT", "SIGTERM"])
+@SIGNALS
 def test_signal_while_report_draws(project, sig, code, word):
     before = snapshot(project / "data")
     write_params(project, {"report": {"misclassified": 24}})  # new outputs would differ
@@ -423,9 +425,7 @@ def test_signal_while_report_draws(project, sig, code, word):
     assert leftovers(project) == []
 
 
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
-                                             (signal.SIGTERM, 143, "terminated (SIGTERM)")],
-                         ids=["SIGINT", "SIGTERM"])
+@SIGNALS
 def test_signal_while_the_stage_is_still_importing(project, sig, code, word):
     # Python is still importing NumPy: nothing has been read or written yet. The
     # signal goes once zerodl.entry (the stage's first import) has loaded.

@@ -118,22 +118,28 @@ class TwoLayerNet:
         t = np.asarray(t)
         if t.ndim != 1:  # one-hot, as accuracy accepts
             t = t.argmax(axis=1)
-        loss_sum, correct = 0.0, 0
-        for chunk_loss, chunk_correct in self.evaluate_chunks(x, t, predicted):
-            loss_sum += chunk_loss
-            correct += chunk_correct
-        return loss_sum / len(t), correct / len(t)
+        steps = self.evaluate_steps(x, t, predicted)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
 
-    def evaluate_chunks(self, x, t, predicted=None):
-        """evaluate's work one EVAL_CHUNK at a time: yields (loss sum, number correct)
-        per chunk, so a caller can do other work between chunks (zerodl.worker does)."""
+    def evaluate_steps(self, x, t, predicted=None):
+        """evaluate's work as a generator that yields after each EVAL_CHUNK of integer
+        labels t and returns (loss, accuracy), so a caller can do other work between
+        chunks (zerodl.worker does)."""
+        loss_sum, correct = 0.0, 0
         for start in range(0, len(t), EVAL_CHUNK):
             tb = t[start:start + EVAL_CHUNK]
             y = self.predict(x[start:start + EVAL_CHUNK])
+            loss_sum += SoftmaxWithLoss().forward(y, tb) * len(tb)
             classes = y.argmax(axis=1)
+            correct += int(np.count_nonzero(classes == tb))
             if predicted is not None:
                 predicted[start:start + EVAL_CHUNK] = classes
-            yield SoftmaxWithLoss().forward(y, tb) * len(tb), int(np.count_nonzero(classes == tb))
+            yield
+        return loss_sum / len(t), correct / len(t)
 
     def gradient(self, x, t):
         """Backpropagation: the gradient of the loss for every parameter (fresh arrays)."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import DivergenceError
 from .net import BatchGradient, TwoLayerNet
-from .worker import Helper
+from .worker import Helper, take_batch
 
 # A batch loss this many times the first one means the updates blew up. The exact
 # log-sum-exp loss seldom becomes NaN: at learning_rate 1e6 it reaches 1e20 and the
@@ -118,15 +118,12 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
             k = i % iter_per_epoch
             if worker is not None:
                 x_batch, t_batch = worker.batch(i)
-                collect(worker.done())
+                if worker.scored:
+                    collect(worker.done())
             else:
                 if k == 0:
                     perm = rng.permutation(n)
-                idx = perm[k * batch_size:(k + 1) * batch_size]
-                # mode="clip" writes straight into the buffer (the default "raise" goes
-                # through a temporary); a permutation's indices are always in range.
-                np.take(x_train, idx, axis=0, out=x_batch, mode="clip")
-                np.take(t_train, idx, out=t_batch, mode="clip")
+                take_batch(x_train, t_train, perm, k, batch_size, x_batch, t_batch)
 
             if backprop is not None:
                 loss = backprop(x_batch, t_batch)

@@ -275,26 +275,30 @@ class Helper:
             if k == 0:
                 self.perm = self.rng.permutation(n)
                 os.write(self.msg, _MSG.pack(PERM, i // self.iter_per_epoch, zlib.crc32(self.perm), 0, 0, 0))
-            idx = self.perm[k * b:(k + 1) * b]
-            np.take(self.x_train, idx, axis=0, out=self.x_ring[s, j], mode="clip")
-            np.take(self.t_train, idx, out=self.t_ring[s, j], mode="clip")
+            take_batch(self.x_train, self.t_train, self.perm, k, b, self.x_ring[s, j], self.t_ring[s, j])
 
 
 def _scoring(net, sets):
     """(train loss, train accuracy, test loss, test accuracy), as net.evaluate gives them,
     yielding between chunks so the helper can refill the ring; the four numbers are the
     generator's return value."""
-    out = []
+    out = ()
     for x, t in sets:
-        chunks = getattr(net, "evaluate_chunks", None)
-        if chunks is None:  # a net without chunks (tests' stand-ins): one piece
-            out += net.evaluate(x, t)
+        steps = getattr(net, "evaluate_steps", None)
+        if steps is None:  # a net without steps (tests' stand-ins): one piece
+            out += tuple(net.evaluate(x, t))
             yield
-            continue
-        loss_sum, correct = 0.0, 0
-        for chunk_loss, chunk_correct in chunks(x, t):
-            loss_sum += chunk_loss
-            correct += chunk_correct
-            yield
-        out += (loss_sum / len(t), correct / len(t))
+        else:
+            out += yield from steps(x, t)
     return out
+
+
+def take_batch(x, t, perm, k, batch_size, x_out, t_out) -> None:
+    """Batch k of permutation perm into x_out and t_out: the gather of both training loops.
+
+    mode="clip" writes straight into the buffer (the default "raise" goes through a
+    temporary); a permutation's indices are always in range.
+    """
+    idx = perm[k * batch_size:(k + 1) * batch_size]
+    np.take(x, idx, axis=0, out=x_out, mode="clip")
+    np.take(t, idx, out=t_out, mode="clip")
