@@ -63,7 +63,8 @@ def main() -> None:
     state = {"acc": ""}
 
     def on_iteration(i, loss):
-        bar.update(i, f"loss {loss:.4f}{state['acc']}")
+        if bar.due(i):  # formatting every iteration would cost more than the check
+            bar.update(i, f"loss {loss:.4f}{state['acc']}", force=True)
 
     def on_epoch(r):
         state["acc"] = f"  train acc {r.train_accuracy:.4f}  test acc {r.test_accuracy:.4f}"

@@ -547,3 +547,14 @@ def test_gradients_of_two_calls_are_independent_arrays():
         assert g1[k] is not g2[k]
         np.testing.assert_array_equal(g1[k], kept[k])
         assert not np.array_equal(g1[k], g2[k])
+
+
+def test_params_are_views_of_one_flat_array():
+    net = TwoLayerNet(4, 3, 2, seed=3)
+    p = net.params
+    assert net.flat_params.size == 4 * 3 + 3 + 3 * 2 + 2
+    assert all(np.shares_memory(v, net.flat_params) for v in p.values())
+    np.testing.assert_array_equal(net.flat_params, np.concatenate([p[k].ravel() for k in ("W1", "b1", "W2", "b2")]))
+    net.set_params({k: np.full(v.shape, 2.0) for k, v in p.items()})  # copied in: still views
+    assert all(np.shares_memory(v, net.flat_params) for v in net.params.values())
+    assert np.all(net.flat_params == 2.0)

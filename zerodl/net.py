@@ -10,7 +10,7 @@ from .errors import ModelError
 from .io import load_model, save_model
 from .layers import Affine, Relu, SoftmaxWithLoss
 
-EVAL_CHUNK = 2048  # rows per forward pass when scoring a whole set: stays in cache
+EVAL_CHUNK = 512  # rows per forward pass when scoring a whole set: stays in cache
 
 
 def init_std(weight_init_std, fan_in: int) -> float:
@@ -34,12 +34,20 @@ class TwoLayerNet:
         # Drawn in float64 and then cast, so float32 and float64 nets of one seed agree.
         std1 = init_std(weight_init_std, input_size)
         std2 = init_std(weight_init_std, hidden_size)
-        self.params = {
-            "W1": (std1 * rng.standard_normal((input_size, hidden_size))).astype(self.dtype),
-            "b1": np.zeros(hidden_size, dtype=self.dtype),
-            "W2": (std2 * rng.standard_normal((hidden_size, output_size))).astype(self.dtype),
-            "b2": np.zeros(output_size, dtype=self.dtype),
-        }
+        W1 = std1 * rng.standard_normal((input_size, hidden_size))
+        W2 = std2 * rng.standard_normal((hidden_size, output_size))
+        # All four live in one array, in this order, so [W1; b1] and [W2; b2] are
+        # contiguous matrices: the training loop folds each bias into its GEMM
+        # (BatchGradient) and updates every weight in one pass (flat_params).
+        self.flat_params = np.zeros(W1.size + hidden_size + W2.size + output_size, dtype=self.dtype)
+        self.params = {}
+        start = 0
+        for key, shape in (("W1", W1.shape), ("b1", (hidden_size,)), ("W2", W2.shape), ("b2", (output_size,))):
+            size = int(np.prod(shape))
+            self.params[key] = self.flat_params[start:start + size].reshape(shape)
+            start += size
+        self.params["W1"][...] = W1
+        self.params["W2"][...] = W2
         self._build_layers()
 
     def _build_layers(self):
@@ -51,13 +59,13 @@ class TwoLayerNet:
         self.lastLayer = SoftmaxWithLoss()
 
     def set_params(self, params: dict) -> None:
-        """Replace the weights (e.g. from a saved model) and rebind the layers to them."""
+        """Copy these weights (e.g. from a saved model) into the net's own arrays."""
         for k, v in params.items():
             want = self.params[k].shape
-            if v.shape != want:
-                raise ValueError(f"{k}: shape {v.shape}, expected {want}")
-            self.params[k] = np.array(v, dtype=self.dtype)
-        self._build_layers()
+            if np.shape(v) != want:
+                raise ValueError(f"{k}: shape {np.shape(v)}, expected {want}")
+        for k, v in params.items():  # in place: the arrays stay views of flat_params
+            self.params[k][...] = v
 
     def save(self, path, **extra) -> None:
         """Write the weights and the net's sizes (plus `extra` settings) to an .npz, no pickle."""
@@ -213,57 +221,72 @@ class TwoLayerNet:
 
 
 class BatchGradient:
-    """`net.gradient(x, t)` for the training loop, into arrays allocated once.
+    """`net.gradient(x, t)` for the training loop: the same gradient, the fast way.
 
-    The same floating-point operations, in the same order, as the layers
-    (Affine -> Relu -> Affine -> SoftmaxWithLoss, forward then backward), so the
-    numbers are bit-identical to net.gradient's; only the ~15 fresh arrays per
-    call are gone. Each call overwrites `grads` and returns the batch loss.
+    - Each bias rides in its GEMM: the batch comes with a column of ones,
+      x1 = [x 1] (see `batch_buffer`), so x1 @ [W1; b1] is x @ W1 + b1, and
+      x1ᵀ @ dout gives [dW1; db1] at once. The same for the second layer.
+    - The logits are kept as (classes, batch), so the max and the sum of each
+      sample's softmax run across rows, not along 10-element ones.
+    - Every array is allocated once; the gradient is written into `flat_grads`,
+      laid out as the net's flat_params (`grads` holds the usual four views).
+
+    The numbers equal net.gradient's up to float rounding (the bias is added
+    inside the GEMM's sum instead of after it). Each call returns the batch loss.
     """
 
     def __init__(self, net: TwoLayerNet, batch_size: int):
-        p, dt, n = net.params, net.dtype, int(batch_size)
-        self.params = p
-        hidden, out = p["W1"].shape[1], p["W2"].shape[1]
-        self.a1 = np.empty((n, hidden), dt)      # Affine1 out
-        self.mask = np.empty((n, hidden), bool)  # Relu's mask
-        self.z1 = np.empty((n, hidden), dt)      # Relu out
-        self.a2 = np.empty((n, out), dt)         # Affine2 out: the logits
-        self.e = np.empty((n, out), dt)          # softmax, then the logits' gradient
-        self.m = np.empty((n, 1), dt)
-        self.s = np.empty((n, 1), dt)
+        dt, n = net.dtype, int(batch_size)
+        d, hidden, out = net.input_size, net.hidden_size, net.output_size
+        split = (d + 1) * hidden
+        self.W1b1 = net.flat_params[:split].reshape(d + 1, hidden)
+        self.W2b2 = net.flat_params[split:].reshape(hidden + 1, out)
+        self.W2 = self.W2b2[:hidden]
+        self.flat_grads = np.empty_like(net.flat_params)
+        self.dW1b1 = self.flat_grads[:split].reshape(d + 1, hidden)
+        self.dW2b2 = self.flat_grads[split:].reshape(hidden + 1, out)
+        self.grads = {"W1": self.dW1b1[:d], "b1": self.dW1b1[d], "W2": self.dW2b2[:hidden], "b2": self.dW2b2[hidden]}
+        self.a1 = np.empty((n, hidden), dt)
+        self.mask = np.empty((n, hidden), bool)
+        self.z1 = np.ones((n, hidden + 1), dt)  # [relu(a1) 1]
+        self.logits = np.empty((out, n), dt)
+        self.y = np.empty((out, n), dt)         # softmax, then the logits' gradient
+        self.m = np.empty(n, dt)
+        self.s = np.empty(n, dt)
+        self.lse = np.empty(n, np.float64)
         self.dz1 = np.empty((n, hidden), dt)
-        self.rows = np.arange(n)
-        self.scale = 1 / n  # SoftmaxWithLoss.backward's dout / batch_size, dout = 1
-        self.grads = {k: np.empty_like(v) for k, v in p.items()}
+        self.cols = np.arange(n)
+        self.n, self.input_size, self.dtype = n, d, dt
 
-    def __call__(self, x, t) -> float:
-        W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
-        g, a1, z1, a2, e, rows = self.grads, self.a1, self.z1, self.a2, self.e, self.rows
-        # forward
-        np.matmul(x, W1, out=a1)
-        a1 += b1
+    def batch_buffer(self) -> np.ndarray:
+        """A (batch_size, input_size + 1) array whose last column is 1: fill [:, :-1] with a batch."""
+        return np.ones((self.n, self.input_size + 1), self.dtype)
+
+    def __call__(self, x1, t) -> float:
+        hidden = self.a1.shape[1]
+        a1, z1, logits, y, m, s, lse, cols = self.a1, self.z1, self.logits, self.y, self.m, self.s, self.lse, self.cols
+        # forward: Affine, Relu, Affine
+        np.matmul(x1, self.W1b1, out=a1)
         np.greater(a1, 0, out=self.mask)
-        np.multiply(a1, self.mask, out=z1)
-        np.matmul(z1, W2, out=a2)
-        a2 += b2
-        np.maximum.reduce(a2, axis=1, keepdims=True, out=self.m)  # = np.max, minus its Python wrapper
-        np.subtract(a2, self.m, out=e)
-        np.exp(e, out=e)
-        np.add.reduce(e, axis=1, keepdims=True, out=self.s)
-        lse = np.log(self.s[:, 0], dtype=np.float64) + self.m[:, 0]
-        lse -= a2[rows, t]
-        loss = float(np.add.reduce(lse) / len(lse))  # = np.mean's arithmetic
-        e /= self.s
-        # backward
-        e[rows, t] -= 1
-        e *= self.scale
-        np.matmul(z1.T, e, out=g["W2"])
-        np.add.reduce(e, axis=0, out=g["b2"])
-        np.matmul(e, W2.T, out=self.dz1)
-        self.dz1 *= self.mask
-        np.matmul(x.T, self.dz1, out=g["W1"])  # no input gradient: x is the data
-        np.add.reduce(self.dz1, axis=0, out=g["b1"])
+        np.multiply(a1, self.mask, out=z1[:, :hidden])
+        np.dot(self.W2b2.T, z1.T, out=logits)  # np.dot: less overhead than matmul on small ones
+        # SoftmaxWithLoss: loss = mean(log(sum exp(a - m)) + m - a[t]), in float64
+        np.maximum.reduce(logits, axis=0, out=m)
+        np.subtract(logits, m, out=y)
+        np.exp(y, out=y)
+        np.add.reduce(y, axis=0, out=s)
+        np.log(s, out=lse, dtype=np.float64)
+        lse += m
+        lse -= logits[t, cols]
+        loss = float(np.add.reduce(lse)) / self.n
+        # backward: dout = (softmax - onehot(t)) / n
+        s *= self.n
+        y /= s
+        y[t, cols] -= 1 / self.n
+        np.dot(z1.T, y.T, out=self.dW2b2)
+        np.dot(y.T, self.W2.T, out=self.dz1)
+        np.multiply(self.dz1, self.mask, out=self.dz1)
+        np.matmul(x1.T, self.dz1, out=self.dW1b1)  # no input gradient: x is the data
         return loss
 
 

@@ -18,15 +18,17 @@ class ProgressBar:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = _isatty(self.stream) if enabled is None else enabled
         self.min_interval = min_interval
-        self._last = 0.0
+        self._last = float("-inf")  # nothing drawn yet: the first update draws
         self._start = time.perf_counter()
 
+    def due(self, done: int) -> bool:
+        """Whether update(done) would draw now: lets a caller skip formatting its info."""
+        return self.enabled and (done >= self.total or time.perf_counter() - self._last >= self.min_interval)
+
     def update(self, done: int, info: str = "", force: bool = False) -> None:
-        if not self.enabled:
+        if not (force and self.enabled) and not self.due(done):
             return
         now = time.perf_counter()
-        if not force and done < self.total and now - self._last < self.min_interval:
-            return
         self._last = now
         frac = min(done / self.total, 1.0)
         width = 24

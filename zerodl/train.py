@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import DivergenceError
 from .net import BatchGradient, TwoLayerNet
-from .worker import Helper, take_batch
+from .worker import Helper, batch_buffer, take_batch
 
 # A batch loss this many times the first one means the updates blew up. The exact
 # log-sum-exp loss seldom becomes NaN: at learning_rate 1e6 it reaches 1e20 and the
@@ -75,9 +75,12 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
     losses = np.empty(iters, dtype=np.float64)
     result = TrainResult(loss=losses, iter_per_epoch=iter_per_epoch)
     lr = getattr(optimizer, "lr", None)
-    backprop = None
-    if gradient == "backprop" and type(net) is TwoLayerNet:  # a subclass may have other layers
-        backprop = BatchGradient(net, batch_size)  # net.gradient's numbers, without its allocations
+    backprop, width = None, None
+    if gradient == "backprop" and type(net) is TwoLayerNet and x_train.ndim == 2:  # a subclass may have other layers
+        backprop = BatchGradient(net, batch_size)
+        width = x_train.shape[1] + 1  # BatchGradient's batches end in a column of ones
+        # The optimizers are elementwise: one update of the flat array is the four in one pass.
+        flat = ({"params": net.flat_params}, {"params": backprop.flat_grads})
     pending = deque()  # (epoch, iteration) of the scorings the helper has not returned yet
 
     def record(epoch, iteration, scores):
@@ -102,7 +105,7 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
         worker = None
         if helper:
             worker = Helper(net, x_train, t_train, x_test, t_test, iters=iters, batch_size=batch_size,
-                            iter_per_epoch=iter_per_epoch, rng=rng)
+                            iter_per_epoch=iter_per_epoch, rng=rng, width=width)
             stack.callback(worker.close)  # before start(): no helper process outlives the loop
             try:
                 worker.start()
@@ -110,7 +113,8 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
                 worker = None
         if worker is None:
             # The batch lives in two buffers filled in place each iteration.
-            x_batch = np.empty((batch_size,) + x_train.shape[1:], dtype=net.dtype)
+            x_batch = batch_buffer(batch_size, x_train, width, net.dtype)
+            scratch = np.empty((batch_size,) + x_train.shape[1:], dtype=net.dtype)
             t_batch = np.empty(batch_size, dtype=t_train.dtype)
             perm = None
         limit = math.inf
@@ -123,16 +127,17 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
             else:
                 if k == 0:
                     perm = rng.permutation(n)
-                take_batch(x_train, t_train, perm, k, batch_size, x_batch, t_batch)
+                take_batch(x_train, t_train, perm, k, batch_size, x_batch, t_batch, scratch)
 
             if backprop is not None:
                 loss = backprop(x_batch, t_batch)
-                grads = backprop.grads
+                params, grads = flat
             elif gradient == "backprop":
-                grads = net.gradient(x_batch, t_batch)
+                params, grads = net.params, net.gradient(x_batch, t_batch)
                 loss = net.lastLayer.loss  # computed by gradient's forward pass
             else:
                 loss = net.loss(x_batch, t_batch)
+                params = net.params
                 grads = {key: g.astype(net.dtype) for key, g in net.numerical_gradient(x_batch, t_batch).items()}
             if i == 0:
                 limit = DIVERGED * max(loss, 1.0)
@@ -143,7 +148,7 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
                     f"training diverged: the batch loss became {loss:.3g} at iteration {i + 1} "
                     f"(it started at {losses[0] if i else loss:.3g}) with train.learning_rate = {lr}; "
                     "try a smaller train.learning_rate")
-            optimizer.update(net.params, grads)
+            optimizer.update(params, grads)
             losses[i] = loss
             if on_iteration is not None:
                 on_iteration(i + 1, loss)

@@ -40,8 +40,11 @@ from .errors import HelperError
 from .io import signals_held
 
 SLOTS = 8                # ring slots: one being trained on, the rest filled ahead
-CHUNK_BYTES = 1 << 20    # batches per slot: about this many bytes of them (fewer slots
-                         # if one batch is larger, but always 2: ring <= max(8 MB, 2 batches))
+CHUNK_BYTES = 1 << 18    # batches per slot: about this many bytes of them, at least one
+RING_BYTES = 1 << 23     # fewer slots if they would hold more than this (but always 2)
+# Why so few bytes ahead: the helper's scoring streams the whole data set through the
+# caches, so a batch written long before it is used has gone back to memory, and the
+# training GEMM waits for it (measured: ~20 us more per iteration with 24 batches ahead).
 SNAPSHOTS = 4            # weight snapshots waiting to be scored before the parent waits
 
 # parent -> helper: kind, index
@@ -68,16 +71,19 @@ class Helper:
     scoring, close() (after the loop, an error or a Ctrl-C) stops the child and reaps it."""
 
     def __init__(self, net, x_train, t_train, x_test, t_test, *, iters: int, batch_size: int,
-                 iter_per_epoch: int, rng: np.random.Generator):
+                 iter_per_epoch: int, rng: np.random.Generator, width: int | None = None):
         self.net, self.x_train, self.t_train = net, x_train, t_train
         self.sets = ((x_train, t_train), (x_test, t_test))
         self.iters, self.batch_size, self.iter_per_epoch, self.rng = iters, batch_size, iter_per_epoch, rng
-        row = x_train.shape[1:]
+        row = x_train.shape[1:] if width is None else (width,)  # see batch_buffer
         batch_bytes = batch_size * int(np.prod(row)) * net.dtype.itemsize
         self.chunk = max(1, min(iters, CHUNK_BYTES // max(batch_bytes, 1)))
         self.n_chunks = math.ceil(iters / self.chunk)
-        self.slots = SLOTS if batch_bytes <= CHUNK_BYTES else max(2, min(SLOTS, SLOTS * CHUNK_BYTES // batch_bytes))
+        self.slots = max(2, min(SLOTS, RING_BYTES // max(self.chunk * batch_bytes, 1)))
         self.x_ring = _shared((self.slots, self.chunk, batch_size) + row, net.dtype)
+        self.scratch = np.empty((batch_size,) + x_train.shape[1:], net.dtype)
+        if row != x_train.shape[1:]:
+            self.x_ring[..., -1] = 1
         self.t_ring = _shared((self.slots, self.chunk, batch_size), t_train.dtype)
         self.snapshots = [{k: _shared(v.shape, v.dtype) for k, v in net.params.items()} for _ in range(SNAPSHOTS)]
         self.ready = 0         # chunks the helper has filled
@@ -118,9 +124,8 @@ class Helper:
         if j == 0:
             if c > 0:
                 self._send(FREE, (c - 1) % self.slots)
-            while self.ready <= c:
+            while self.ready <= c:  # one read takes every message waiting: ~one per ring's worth
                 self._receive(block=True)
-            self._receive(block=False)
         if i % self.iter_per_epoch == 0:
             # The in-process loop's own draw: it leaves the caller's generator where that
             # loop would, and checks that the helper's copy drew the same permutation.
@@ -275,7 +280,7 @@ class Helper:
             if k == 0:
                 self.perm = self.rng.permutation(n)
                 os.write(self.msg, _MSG.pack(PERM, i // self.iter_per_epoch, zlib.crc32(self.perm), 0, 0, 0))
-            take_batch(self.x_train, self.t_train, self.perm, k, b, self.x_ring[s, j], self.t_ring[s, j])
+            take_batch(self.x_train, self.t_train, self.perm, k, b, self.x_ring[s, j], self.t_ring[s, j], self.scratch)
 
 
 def _scoring(net, sets):
@@ -293,12 +298,27 @@ def _scoring(net, sets):
     return out
 
 
-def take_batch(x, t, perm, k, batch_size, x_out, t_out) -> None:
+def batch_buffer(batch_size, x, width, dtype) -> np.ndarray:
+    """A buffer for one batch of rows of x; with a `width` (x.shape[1] + 1), the rows
+    end in a column of ones, as zerodl.net.BatchGradient takes them."""
+    if width is None:
+        return np.empty((batch_size,) + x.shape[1:], dtype)
+    return np.ones((batch_size, width), dtype)
+
+
+def take_batch(x, t, perm, k, batch_size, x_out, t_out, scratch=None) -> None:
     """Batch k of permutation perm into x_out and t_out: the gather of both training loops.
 
-    mode="clip" writes straight into the buffer (the default "raise" goes through a
-    temporary); a permutation's indices are always in range.
+    If x_out's rows are one longer than x's (batch_buffer's column of ones), the rows
+    are gathered into `scratch`, of x's row shape, and copied in: np.take into a
+    strided view would go through a fresh temporary, which is slower.
+    mode="clip" writes straight into a contiguous buffer (the default "raise" goes
+    through a temporary); a permutation's indices are always in range.
     """
     idx = perm[k * batch_size:(k + 1) * batch_size]
-    np.take(x, idx, axis=0, out=x_out, mode="clip")
+    if x_out.shape[1:] == x.shape[1:]:
+        np.take(x, idx, axis=0, out=x_out, mode="clip")
+    else:
+        np.take(x, idx, axis=0, out=scratch, mode="clip")
+        x_out[:, :-1] = scratch
     np.take(t, idx, out=t_out, mode="clip")
