@@ -7,8 +7,9 @@ Two numbers, both best-of-several (the least disturbed run):
           implementation of any GEMM could at best reach on this machine;
   shapes  the GEMMs of one 784-50-10 training iteration at batch 100 (forward,
           dW2, dz1, dW1; not the first layer's input gradient) and of scoring
-          a whole set (chunks of 2048 rows, forward only), each timed alone in
-          a tight loop: what these small, skinny GEMMs really run at.
+          a whole set (chunks of 512 rows, as zerodl.net.EVAL_CHUNK, forward
+          only), each timed alone in a tight loop: what these small, skinny
+          GEMMs really run at.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def peak(dtype=np.float32):
     return rates
 
 
-def shapes(batch=100, d=784, h=50, o=10, chunk=2048, dtype=np.float32):
+def shapes(batch=100, d=784, h=50, o=10, chunk=512, dtype=np.float32):
     """GFLOP/s of each GEMM a training iteration / an evaluation chunk does."""
     rng = np.random.default_rng(0)
     mk = lambda *s: rng.random(s, dtype=np.float32).astype(dtype)  # noqa: E731

@@ -333,6 +333,18 @@ def main(argv=None) -> int:
         for t, pk in peaks.items():
             by_n = ", ".join(f"n={n}: {g:.1f}" for n, g in pk["peak_gflops_by_n"].items())
             print(f"  {t} thread{'s' if t > 1 else ' '}: peak {pk['peak_gflops']:6.1f} GFLOP/s  ({by_n})")
+        if "OPENBLAS_CORETYPE" in env:
+            # A pinned kernel may leave the hardware's wider vector units idle, for the bound and
+            # every contender alike: say what OpenBLAS's own choice would reach.
+            free = {k: v for k, v in env.items() if k != "OPENBLAS_CORETYPE"}
+            t = max(peaks)
+            wait_quiet(args.wait_quiet)
+            own = peak_gemm(t, free, logs)
+            kernel = ", ".join(str(b[2]) for b in own["blas"]) or "?"
+            print(f"  note: this environment pins OpenBLAS's kernel (OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}); "
+                  f"unpinned, OpenBLAS picks {kernel} here and peaks at {own['peak_gflops']:.1f} GFLOP/s at "
+                  f"{t} thread{'s' if t > 1 else ''}. Everything below uses the environment as it is; "
+                  f"`env -u OPENBLAS_CORETYPE` measures it all the other way.")
 
         # -- contenders -------------------------------------------------------------
         contenders = []

@@ -40,7 +40,7 @@ def test_batch_gradient_is_net_gradient(dtype, shape, batch):
     rng = np.random.default_rng(3)
     net = TwoLayerNet(*shape, weight_init_std=0.5, dtype=dtype, seed=1)
     bg = BatchGradient(net, batch)
-    x1 = bg.batch_buffer()
+    x1 = worker.batch_buffer(batch, np.zeros((1, shape[0])), shape[0] + 1, dtype)
     assert x1.shape == (batch, shape[0] + 1) and x1.dtype == dtype and np.all(x1[:, -1] == 1)
     ref = TwoLayerNet(*shape, dtype=np.float64, seed=0)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
@@ -74,8 +74,7 @@ def test_batch_gradient_leaves_the_weights_alone():
     net = TwoLayerNet(6, 4, 3, weight_init_std=0.5, seed=2)
     before = net.flat_params.copy()
     bg = BatchGradient(net, 5)
-    x1 = bg.batch_buffer()
-    x1[:, :-1] = np.random.default_rng(0).normal(size=(5, 6))
+    x1 = np.hstack([np.random.default_rng(0).normal(size=(5, 6)), np.ones((5, 1))]).astype(np.float32)
     bg(x1, np.array([0, 1, 2, 0, 1]))
     assert net.flat_params.tobytes() == before.tobytes()
 

@@ -224,8 +224,8 @@ class BatchGradient:
     """`net.gradient(x, t)` for the training loop: the same gradient, the fast way.
 
     - Each bias rides in its GEMM: the batch comes with a column of ones,
-      x1 = [x 1] (see `batch_buffer`), so x1 @ [W1; b1] is x @ W1 + b1, and
-      x1ᵀ @ dout gives [dW1; db1] at once. The same for the second layer.
+      x1 = [x 1] (zerodl.worker.batch_buffer), so x1 @ [W1; b1] is x @ W1 + b1,
+      and x1ᵀ @ dout gives [dW1; db1] at once. The same for the second layer.
     - The logits are kept as (classes, batch), so the max and the sum of each
       sample's softmax run across rows, not along 10-element ones.
     - Every array is allocated once; the gradient is written into `flat_grads`,
@@ -256,11 +256,7 @@ class BatchGradient:
         self.lse = np.empty(n, np.float64)
         self.dz1 = np.empty((n, hidden), dt)
         self.cols = np.arange(n)
-        self.n, self.input_size, self.dtype = n, d, dt
-
-    def batch_buffer(self) -> np.ndarray:
-        """A (batch_size, input_size + 1) array whose last column is 1: fill [:, :-1] with a batch."""
-        return np.ones((self.n, self.input_size + 1), self.dtype)
+        self.n = n
 
     def __call__(self, x1, t) -> float:
         hidden = self.a1.shape[1]
