@@ -217,10 +217,10 @@ def run_script(name: str, script: str, workdir: Path, env: dict, logdir: Path, t
     return run
 
 
-def peak_gemm(threads: int, env: dict, logdir: Path) -> dict:
-    out = logdir / f"peak_gemm_{threads}.json"
+def peak_gemm(threads: int, env: dict, logdir: Path, tag: str = "") -> dict:
+    out = logdir / f"peak_gemm_{threads}{tag}.json"
     run = run_measured([sys.executable, str(HERE / "peak_gemm.py"), "--threads", str(threads), "--out", str(out)],
-                       HERE, env, logdir / f"peak_gemm_{threads}.log")
+                       HERE, env, logdir / f"peak_gemm_{threads}{tag}.log")
     if run.rc != 0:
         fail(run, "peak_gemm.py")
     return json.loads(out.read_text())
@@ -339,7 +339,7 @@ def main(argv=None) -> int:
             free = {k: v for k, v in env.items() if k != "OPENBLAS_CORETYPE"}
             t = max(peaks)
             wait_quiet(args.wait_quiet)
-            own = peak_gemm(t, free, logs)
+            own = peak_gemm(t, free, logs, tag="_unpinned")
             kernel = ", ".join(str(b[2]) for b in own["blas"]) or "?"
             print(f"  note: this environment pins OpenBLAS's kernel (OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}); "
                   f"unpinned, OpenBLAS picks {kernel} here and peaks at {own['peak_gflops']:.1f} GFLOP/s at "

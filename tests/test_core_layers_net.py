@@ -558,3 +558,44 @@ def test_params_are_views_of_one_flat_array():
     net.set_params({k: np.full(v.shape, 2.0) for k, v in p.items()})  # copied in: still views
     assert all(np.shares_memory(v, net.flat_params) for v in net.params.values())
     assert np.all(net.flat_params == 2.0)
+
+
+def test_a_deep_copy_has_its_own_flat_params_and_trains_alone():
+    import copy
+
+    from zerodl.optim import make_optimizer
+    from zerodl.train import train
+
+    net = TwoLayerNet(2, 4, 2, seed=0)
+    twin = copy.deepcopy(net)
+    assert twin.has_flat_params() and not np.shares_memory(twin.flat_params, net.flat_params)
+    assert twin.flat_params.tobytes() == net.flat_params.tobytes()
+    x = np.random.default_rng(1).random((40, 2), dtype=np.float32)
+    t = (x[:, 0] > x[:, 1]).astype(np.int64)
+    before = net.flat_params.copy()
+    train(twin, make_optimizer("sgd", 0.5), x, t, x, t, iters=30, batch_size=8, rng=np.random.default_rng(0))
+    assert net.flat_params.tobytes() == before.tobytes()
+    assert twin.flat_params.tobytes() != before.tobytes()
+    assert twin.layers["Affine1"].W is twin.params["W1"]  # the copy's layers see its training
+    np.testing.assert_array_equal(twin.predict(x), np.maximum(x @ twin.params["W1"] + twin.params["b1"], 0)
+                                  @ twin.params["W2"] + twin.params["b2"])
+
+
+def test_a_rebound_param_trains_through_the_layers():
+    # Someone put a new array in params: the loop's fast path (which writes flat_params)
+    # must not be used, or the weights the layers read would never move.
+    from zerodl.optim import make_optimizer
+    from zerodl.train import train
+
+    net = TwoLayerNet(2, 4, 2, seed=0)
+    net.params["W1"] = net.params["W1"].copy()
+    net._build_layers()
+    assert not net.has_flat_params()
+    x = np.random.default_rng(1).random((40, 2), dtype=np.float32)
+    t = (x[:, 0] > x[:, 1]).astype(np.int64)
+    calls = []
+    real = net.gradient
+    net.gradient = lambda xb, tb: calls.append(1) or real(xb, tb)
+    train(net, make_optimizer("sgd", 1.0), x, t, x, t, iters=400, batch_size=8, rng=np.random.default_rng(0))
+    assert len(calls) == 400
+    assert net.evaluate(x, t)[1] >= 0.9  # and it learned

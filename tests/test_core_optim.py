@@ -232,17 +232,3 @@ def test_make_optimizer_unknown_name(bad):
     for name in ("sgd", "momentum", "adagrad", "rmsprop", "adam"):
         assert name in msg
 
-
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_one_flat_update_is_the_four_updates(name):
-    # The training loop hands an optimizer the net's flat_params as one array; every rule
-    # is elementwise, so that must give the bits of updating W1, b1, W2, b2 one by one.
-    rng = np.random.default_rng(4)
-    nets = [TwoLayerNet(6, 5, 3, seed=1) for _ in range(2)]
-    opts = [make_optimizer(name, 0.05), make_optimizer(name, 0.05)]
-    for _ in range(4):
-        grads = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in nets[0].params.items()}
-        flat = np.concatenate([g.ravel() for g in grads.values()])
-        opts[0].update(nets[0].params, grads)
-        opts[1].update({"params": nets[1].flat_params}, {"params": flat})
-        assert nets[0].flat_params.tobytes() == nets[1].flat_params.tobytes()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the helper fork
 def small_chunks(monkeypatch):
     """One batch per chunk and the smallest ring (2 slots), so a short run wraps around it often."""
     monkeypatch.setattr(worker, "CHUNK_BYTES", 1)  # one batch per chunk
-    monkeypatch.setattr(worker, "SLOTS", 3)
+    monkeypatch.setattr(worker, "RING_BYTES", 1)   # as few slots as there can be
 
 
 # --- BatchGradient ------------------------------------------------------------------------------
@@ -115,6 +116,29 @@ def test_helper_with_default_chunks_same_bits():
     # the real ring size: many batches per chunk, chunks not aligned with epochs
     a, b = _run(False, iters=400, batch=10), _run(True, iters=400, batch=10)
     assert a[1].loss.tobytes() == b[1].loss.tobytes() and a[1].epochs == b[1].epochs
+
+
+def test_small_chunks_fixture_makes_the_smallest_ring(small_chunks):
+    x, t = xor_data(40, 0)
+    h = Helper(TwoLayerNet(2, 3, 2, seed=0), x, t, x, t, iters=9, batch_size=4, iter_per_epoch=10,
+               rng=np.random.default_rng(0))
+    assert (h.slots, h.chunk) == (2, 1)
+
+
+def test_helper_same_bits_on_mnist_shaped_batches():
+    # The standard run's ring: one 100 x 785 batch per slot (with the ones column), 8 slots,
+    # wrapped around many times, a float32 net on float32 data.
+    rng = np.random.default_rng(7)
+    x = rng.random((700, 784), dtype=np.float32)
+    t = (x[:, :392].sum(axis=1) > x[:, 392:].sum(axis=1)).astype(np.int64)
+    runs = []
+    for helper in (False, True):
+        g = np.random.default_rng(1)
+        net = TwoLayerNet(784, 50, 10, rng=g)
+        r = train(net, make_optimizer("sgd", 0.1), x, t, x[:200], t[:200], iters=60, batch_size=100,
+                  rng=g, helper=helper)
+        runs.append((net.flat_params.tobytes(), r.loss.tobytes(), r.epochs))
+    assert runs[0] == runs[1]
 
 
 def test_helper_batches_visit_every_sample_once_per_epoch(small_chunks):
@@ -241,6 +265,26 @@ def test_helper_that_dies_is_a_clear_error_not_a_hang(small_chunks, monkeypatch,
     monkeypatch.setattr(Helper, "_fill", _failing_fill(3))
     with pytest.raises(HelperError, match=r"the training helper process \(pid \d+\) died \(exit code 3\)"):
         _run(True)
+    assert _reaped(helpers[0][1])
+
+
+def test_helper_failure_found_by_a_write_is_still_its_own_error(small_chunks, monkeypatch, helpers):
+    # The helper fails while scoring and exits; the parent first notices when it next writes
+    # (a broken pipe) and must still report what the helper said, not just that it died.
+    def scoring(net, sets):
+        raise MemoryError
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(worker, "_scoring", scoring)
+
+    def pause(i, loss):
+        if i == 16:  # epoch 1 was handed over at iteration 15: give the helper time to fail
+            time.sleep(0.5)
+
+    x, t = xor_data(240, 5)
+    with pytest.raises(MemoryError):
+        train(TwoLayerNet(2, 12, 2, seed=0), make_optimizer("sgd", 0.3), x, t, x, t, iters=100, batch_size=16,
+              rng=np.random.default_rng(5), helper=True, on_iteration=pause)
     assert _reaped(helpers[0][1])
 
 

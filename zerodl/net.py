@@ -38,17 +38,39 @@ class TwoLayerNet:
         W2 = std2 * rng.standard_normal((hidden_size, output_size))
         # All four live in one array, in this order, so [W1; b1] and [W2; b2] are
         # contiguous matrices: the training loop folds each bias into its GEMM
-        # (BatchGradient) and updates every weight in one pass (flat_params).
+        # (BatchGradient).
         self.flat_params = np.zeros(W1.size + hidden_size + W2.size + output_size, dtype=self.dtype)
-        self.params = {}
-        start = 0
-        for key, shape in (("W1", W1.shape), ("b1", (hidden_size,)), ("W2", W2.shape), ("b2", (output_size,))):
-            size = int(np.prod(shape))
-            self.params[key] = self.flat_params[start:start + size].reshape(shape)
-            start += size
+        self._bind_params()
         self.params["W1"][...] = W1
         self.params["W2"][...] = W2
         self._build_layers()
+
+    def _bind_params(self):
+        """params['W1'] ... params['b2'] as views of flat_params."""
+        d, h, o = self.input_size, self.hidden_size, self.output_size
+        self.params = {}
+        start = 0
+        for key, shape in (("W1", (d, h)), ("b1", (h,)), ("W2", (h, o)), ("b2", (o,))):
+            size = int(np.prod(shape))
+            self.params[key] = self.flat_params[start:start + size].reshape(shape)
+            start += size
+
+    def __getstate__(self):
+        # copy.deepcopy would copy each view on its own, apart from flat_params:
+        # copy flat_params alone and make the views and the layers anew.
+        state = self.__dict__.copy()
+        for key in ("params", "layers", "lastLayer"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind_params()
+        self._build_layers()
+
+    def has_flat_params(self) -> bool:
+        """Whether params are still the views of flat_params (not if someone rebound one)."""
+        return all(np.shares_memory(v, self.flat_params) for v in self.params.values())
 
     def _build_layers(self):
         p = self.params

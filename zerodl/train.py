@@ -76,11 +76,10 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
     result = TrainResult(loss=losses, iter_per_epoch=iter_per_epoch)
     lr = getattr(optimizer, "lr", None)
     backprop, width = None, None
-    if gradient == "backprop" and type(net) is TwoLayerNet and x_train.ndim == 2:  # a subclass may have other layers
+    # A subclass may have other layers; BatchGradient writes into flat_params' views.
+    if gradient == "backprop" and type(net) is TwoLayerNet and x_train.ndim == 2 and net.has_flat_params():
         backprop = BatchGradient(net, batch_size)
         width = x_train.shape[1] + 1  # BatchGradient's batches end in a column of ones
-        # The optimizers are elementwise: one update of the flat array is the four in one pass.
-        flat = ({"params": net.flat_params}, {"params": backprop.flat_grads})
     pending = deque()  # (epoch, iteration) of the scorings the helper has not returned yet
 
     def record(epoch, iteration, scores):
@@ -131,13 +130,12 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
 
             if backprop is not None:
                 loss = backprop(x_batch, t_batch)
-                params, grads = flat
+                grads = backprop.grads
             elif gradient == "backprop":
-                params, grads = net.params, net.gradient(x_batch, t_batch)
+                grads = net.gradient(x_batch, t_batch)
                 loss = net.lastLayer.loss  # computed by gradient's forward pass
             else:
                 loss = net.loss(x_batch, t_batch)
-                params = net.params
                 grads = {key: g.astype(net.dtype) for key, g in net.numerical_gradient(x_batch, t_batch).items()}
             if i == 0:
                 limit = DIVERGED * max(loss, 1.0)
@@ -148,7 +146,7 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
                     f"training diverged: the batch loss became {loss:.3g} at iteration {i + 1} "
                     f"(it started at {losses[0] if i else loss:.3g}) with train.learning_rate = {lr}; "
                     "try a smaller train.learning_rate")
-            optimizer.update(params, grads)
+            optimizer.update(net.params, grads)
             losses[i] = loss
             if on_iteration is not None:
                 on_iteration(i + 1, loss)

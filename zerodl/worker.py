@@ -113,8 +113,6 @@ class Helper:
             self.pid, self.cmd, self.msg = pid, cmd_w, msg_r
             os.close(cmd_r)
             os.close(msg_w)
-        self._poll = select.poll()  # not select(): that fails on descriptors >= 1024
-        self._poll.register(self.msg, select.POLLIN)
 
     # --- the parent's side ---------------------------------------------------------------------
 
@@ -124,8 +122,8 @@ class Helper:
         if j == 0:
             if c > 0:
                 self._send(FREE, (c - 1) % self.slots)
-            while self.ready <= c:  # one read takes every message waiting: ~one per ring's worth
-                self._receive(block=True)
+            while self.ready <= c:  # not every chunk: one read takes all the READYs waiting
+                self._receive()
         if i % self.iter_per_epoch == 0:
             # The in-process loop's own draw: it leaves the caller's generator where that
             # loop would, and checks that the helper's copy drew the same permutation.
@@ -140,7 +138,7 @@ class Helper:
     def submit(self, params) -> None:
         """Queue a scoring of these weights (copied now) on the whole training and test sets."""
         while self.submitted - self.n_scored >= SNAPSHOTS:
-            self._receive(block=True)
+            self._receive()
         k = self.submitted % SNAPSHOTS
         for key, v in params.items():
             np.copyto(self.snapshots[k][key], v)
@@ -155,7 +153,7 @@ class Helper:
     def finish(self):
         """Wait for every submitted scoring; yields them in order."""
         while self.n_scored < self.submitted:
-            self._receive(block=True)
+            self._receive()
         yield from self.done()
 
     def close(self) -> None:
@@ -173,11 +171,12 @@ class Helper:
         try:
             os.write(self.cmd, _CMD.pack(kind, index))
         except BrokenPipeError:
-            self._died()
+            # Gone. One that failed wrote why before it exited: report that, not just its death.
+            while True:
+                self._receive()  # raises that report, or HelperError at the end of the pipe
 
-    def _receive(self, block: bool) -> None:
-        if not block and not self._poll.poll(0):
-            return
+    def _receive(self) -> None:
+        """Wait for messages and take every one waiting (a read returns all there are)."""
         data = os.read(self.msg, 64 * _MSG.size)
         if not data:
             self._died()
@@ -238,7 +237,7 @@ class Helper:
         free, filled = self.slots, 0
         jobs, job, job_index = deque(), None, -1
         buf = b""
-        commands = select.poll()
+        commands = select.poll()  # not select(): that fails on descriptors >= 1024
         commands.register(self.cmd, select.POLLIN)
         while True:
             work = (free and filled < self.n_chunks) or job is not None or jobs
