@@ -100,7 +100,8 @@ def gemms_only(clock):
     def gradient(self, x1, t):
         if not getattr(self, "_zeroed", False):
             self.dz1[...] = 0
-            self.flat_grads[...] = 0
+            self.dW1b1[...] = 0
+            self.dW2b2[...] = 0
             self._zeroed = True
         t0 = time.perf_counter()
         np.matmul(x1, self.W1b1, out=self.a1)

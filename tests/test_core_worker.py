@@ -41,7 +41,7 @@ def test_batch_gradient_is_net_gradient(dtype, shape, batch):
     rng = np.random.default_rng(3)
     net = TwoLayerNet(*shape, weight_init_std=0.5, dtype=dtype, seed=1)
     bg = BatchGradient(net, batch)
-    x1 = worker.batch_buffer(batch, np.zeros((1, shape[0])), shape[0] + 1, dtype)
+    x1 = worker.batch_buffer(batch, np.zeros((1, shape[0])), True, dtype)
     assert x1.shape == (batch, shape[0] + 1) and x1.dtype == dtype and np.all(x1[:, -1] == 1)
     ref = TwoLayerNet(*shape, dtype=np.float64, seed=0)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
@@ -56,9 +56,10 @@ def test_batch_gradient_is_net_gradient(dtype, shape, batch):
             assert bg.grads[k].dtype == dtype and bg.grads[k].shape == net.params[k].shape
             scale = np.abs(grads[k]).max()
             np.testing.assert_allclose(bg.grads[k], grads[k], rtol=0, atol=rtol * scale, err_msg=k)
-        # and the four views are the flat array the loop hands the optimizer
-        assert np.shares_memory(bg.grads["W1"], bg.flat_grads) and np.shares_memory(bg.grads["b2"], bg.flat_grads)
-        np.testing.assert_array_equal(bg.flat_grads, np.concatenate([bg.grads[k].ravel() for k in KEYS]))
+        # and the four are views of the two GEMM outputs, [dW1; db1] and [dW2; db2]
+        np.testing.assert_array_equal(bg.dW1b1, np.vstack([bg.grads["W1"], bg.grads["b1"]]))
+        np.testing.assert_array_equal(bg.dW2b2, np.vstack([bg.grads["W2"], bg.grads["b2"]]))
+        assert np.shares_memory(bg.grads["b1"], bg.dW1b1) and np.shares_memory(bg.grads["W2"], bg.dW2b2)
         # and the numbers are the gradient (not two equal wrong ones): against a finite difference
         h = 1e-3 if dtype == np.float32 else 1e-6
         W = ref.params["b2"]

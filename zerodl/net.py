@@ -250,8 +250,8 @@ class BatchGradient:
       and x1ᵀ @ dout gives [dW1; db1] at once. The same for the second layer.
     - The logits are kept as (classes, batch), so the max and the sum of each
       sample's softmax run across rows, not along 10-element ones.
-    - Every array is allocated once; the gradient is written into `flat_grads`,
-      laid out as the net's flat_params (`grads` holds the usual four views).
+    - Every array is allocated once; `grads` holds the usual four, as views of
+      the two GEMM outputs [dW1; db1] and [dW2; db2].
 
     The numbers equal net.gradient's up to float rounding (the bias is added
     inside the GEMM's sum instead of after it). Each call returns the batch loss.
@@ -264,13 +264,13 @@ class BatchGradient:
         self.W1b1 = net.flat_params[:split].reshape(d + 1, hidden)
         self.W2b2 = net.flat_params[split:].reshape(hidden + 1, out)
         self.W2 = self.W2b2[:hidden]
-        self.flat_grads = np.empty_like(net.flat_params)
-        self.dW1b1 = self.flat_grads[:split].reshape(d + 1, hidden)
-        self.dW2b2 = self.flat_grads[split:].reshape(hidden + 1, out)
+        self.dW1b1 = np.empty((d + 1, hidden), dt)
+        self.dW2b2 = np.empty((hidden + 1, out), dt)
         self.grads = {"W1": self.dW1b1[:d], "b1": self.dW1b1[d], "W2": self.dW2b2[:hidden], "b2": self.dW2b2[hidden]}
         self.a1 = np.empty((n, hidden), dt)
         self.mask = np.empty((n, hidden), bool)
         self.z1 = np.ones((n, hidden + 1), dt)  # [relu(a1) 1]
+        self.relu_out = self.z1[:, :hidden]
         self.logits = np.empty((out, n), dt)
         self.y = np.empty((out, n), dt)         # softmax, then the logits' gradient
         self.m = np.empty(n, dt)
@@ -281,12 +281,11 @@ class BatchGradient:
         self.n = n
 
     def __call__(self, x1, t) -> float:
-        hidden = self.a1.shape[1]
         a1, z1, logits, y, m, s, lse, cols = self.a1, self.z1, self.logits, self.y, self.m, self.s, self.lse, self.cols
         # forward: Affine, Relu, Affine
         np.matmul(x1, self.W1b1, out=a1)
         np.greater(a1, 0, out=self.mask)
-        np.multiply(a1, self.mask, out=z1[:, :hidden])
+        np.multiply(a1, self.mask, out=self.relu_out)
         np.dot(self.W2b2.T, z1.T, out=logits)  # np.dot: less overhead than matmul on small ones
         # SoftmaxWithLoss: loss = mean(log(sum exp(a - m)) + m - a[t]), in float64
         np.maximum.reduce(logits, axis=0, out=m)

@@ -26,7 +26,7 @@ class ProgressBar:
         return self.enabled and (done >= self.total or time.perf_counter() - self._last >= self.min_interval)
 
     def update(self, done: int, info: str = "", force: bool = False) -> None:
-        if not (force and self.enabled) and not self.due(done):
+        if not self.enabled or not (force or self.due(done)):
             return
         now = time.perf_counter()
         self._last = now

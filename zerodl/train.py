@@ -75,11 +75,11 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
     losses = np.empty(iters, dtype=np.float64)
     result = TrainResult(loss=losses, iter_per_epoch=iter_per_epoch)
     lr = getattr(optimizer, "lr", None)
-    backprop, width = None, None
+    backprop = None
     # A subclass may have other layers; BatchGradient writes into flat_params' views.
     if gradient == "backprop" and type(net) is TwoLayerNet and x_train.ndim == 2 and net.has_flat_params():
         backprop = BatchGradient(net, batch_size)
-        width = x_train.shape[1] + 1  # BatchGradient's batches end in a column of ones
+    ones = backprop is not None  # BatchGradient's batches end in a column of ones
     pending = deque()  # (epoch, iteration) of the scorings the helper has not returned yet
 
     def record(epoch, iteration, scores):
@@ -104,7 +104,7 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
         worker = None
         if helper:
             worker = Helper(net, x_train, t_train, x_test, t_test, iters=iters, batch_size=batch_size,
-                            iter_per_epoch=iter_per_epoch, rng=rng, width=width)
+                            iter_per_epoch=iter_per_epoch, rng=rng, ones=ones)
             stack.callback(worker.close)  # before start(): no helper process outlives the loop
             try:
                 worker.start()
@@ -112,7 +112,7 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
                 worker = None
         if worker is None:
             # The batch lives in two buffers filled in place each iteration.
-            x_batch = batch_buffer(batch_size, x_train, width, net.dtype)
+            x_batch = batch_buffer(batch_size, x_train, ones, net.dtype)
             scratch = np.empty((batch_size,) + x_train.shape[1:], dtype=net.dtype)
             t_batch = np.empty(batch_size, dtype=t_train.dtype)
             perm = None

@@ -71,18 +71,18 @@ class Helper:
     scoring, close() (after the loop, an error or a Ctrl-C) stops the child and reaps it."""
 
     def __init__(self, net, x_train, t_train, x_test, t_test, *, iters: int, batch_size: int,
-                 iter_per_epoch: int, rng: np.random.Generator, width: int | None = None):
+                 iter_per_epoch: int, rng: np.random.Generator, ones: bool = False):
         self.net, self.x_train, self.t_train = net, x_train, t_train
         self.sets = ((x_train, t_train), (x_test, t_test))
         self.iters, self.batch_size, self.iter_per_epoch, self.rng = iters, batch_size, iter_per_epoch, rng
-        row = x_train.shape[1:] if width is None else (width,)  # see batch_buffer
+        row = (x_train.shape[1] + 1,) if ones else x_train.shape[1:]  # see batch_buffer
         batch_bytes = batch_size * int(np.prod(row)) * net.dtype.itemsize
         self.chunk = max(1, min(iters, CHUNK_BYTES // max(batch_bytes, 1)))
         self.n_chunks = math.ceil(iters / self.chunk)
         self.slots = max(2, min(SLOTS, RING_BYTES // max(self.chunk * batch_bytes, 1)))
         self.x_ring = _shared((self.slots, self.chunk, batch_size) + row, net.dtype)
         self.scratch = np.empty((batch_size,) + x_train.shape[1:], net.dtype)
-        if row != x_train.shape[1:]:
+        if ones:
             self.x_ring[..., -1] = 1
         self.t_ring = _shared((self.slots, self.chunk, batch_size), t_train.dtype)
         self.snapshots = [{k: _shared(v.shape, v.dtype) for k, v in net.params.items()} for _ in range(SNAPSHOTS)]
@@ -297,12 +297,12 @@ def _scoring(net, sets):
     return out
 
 
-def batch_buffer(batch_size, x, width, dtype) -> np.ndarray:
-    """A buffer for one batch of rows of x; with a `width` (x.shape[1] + 1), the rows
-    end in a column of ones, as zerodl.net.BatchGradient takes them."""
-    if width is None:
+def batch_buffer(batch_size, x, ones, dtype) -> np.ndarray:
+    """A buffer for one batch of rows of x; with `ones`, the rows end in a column
+    of ones, as zerodl.net.BatchGradient takes them."""
+    if not ones:
         return np.empty((batch_size,) + x.shape[1:], dtype)
-    return np.ones((batch_size, width), dtype)
+    return np.ones((batch_size, x.shape[1] + 1), dtype)
 
 
 def take_batch(x, t, perm, k, batch_size, x_out, t_out, scratch=None) -> None:
