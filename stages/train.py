@@ -99,6 +99,7 @@ def main() -> None:
         })
     print(f"train: {tp.iters} iterations ({last.epoch:g} epochs) in {result.seconds:.1f} s: "
           f"train accuracy {last.train_accuracy:.4f}, test accuracy {last.test_accuracy:.4f}")
+    print(f"train: gradient {result.gradient}; batches and scoring in {result.batches}")
 
 
 if __name__ == "__main__":

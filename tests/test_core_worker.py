@@ -1,6 +1,5 @@
-"""The training loop's speed-ups: BatchGradient gives net.gradient's numbers (up to
-rounding), and the helper process (zerodl.worker) does not change a single bit of the
-in-process loop's."""
+"""The helper process (zerodl.worker), one of the loop's two batch sources, does not
+change a single bit of the in-process loop's (zerodl.batches.InProcess)."""
 from __future__ import annotations
 
 import os
@@ -15,7 +14,6 @@ import pytest
 from zerodl import TwoLayerNet
 from zerodl import worker
 from zerodl.errors import DivergenceError, HelperError
-from zerodl.net import BatchGradient
 from zerodl.optim import make_optimizer
 from zerodl.train import train
 from zerodl.worker import Helper
@@ -30,55 +28,6 @@ def small_chunks(monkeypatch):
     """One batch per chunk and the smallest ring (2 slots), so a short run wraps around it often."""
     monkeypatch.setattr(worker, "CHUNK_BYTES", 1)  # one batch per chunk
     monkeypatch.setattr(worker, "RING_BYTES", 1)   # as few slots as there can be
-
-
-# --- BatchGradient ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, batch", [((784, 50, 10), 100), ((5, 3, 4), 1), ((2, 16, 2), 7)])
-def test_batch_gradient_is_net_gradient(dtype, shape, batch):
-    # Equal up to rounding: BatchGradient adds each bias inside its GEMM's sum, the layers after it.
-    rng = np.random.default_rng(3)
-    net = TwoLayerNet(*shape, weight_init_std=0.5, dtype=dtype, seed=1)
-    bg = BatchGradient(net, batch)
-    x1 = worker.batch_buffer(batch, np.zeros((1, shape[0])), True, dtype)
-    assert x1.shape == (batch, shape[0] + 1) and x1.dtype == dtype and np.all(x1[:, -1] == 1)
-    ref = TwoLayerNet(*shape, dtype=np.float64, seed=0)
-    rtol = 1e-5 if dtype == np.float32 else 1e-12
-    for _ in range(3):  # the buffers are reused: each call must be independent of the last
-        x1[:, :-1] = rng.normal(size=(batch, shape[0]))
-        t = rng.integers(0, shape[2], size=batch)
-        loss = bg(x1, t)
-        ref.set_params(net.params)
-        grads = ref.gradient(x1[:, :-1].astype(np.float64), t)  # the layers, in float64
-        assert loss == pytest.approx(ref.lastLayer.loss, rel=rtol)
-        for k in KEYS:
-            assert bg.grads[k].dtype == dtype and bg.grads[k].shape == net.params[k].shape
-            scale = np.abs(grads[k]).max()
-            np.testing.assert_allclose(bg.grads[k], grads[k], rtol=0, atol=rtol * scale, err_msg=k)
-        # and the four are views of the two GEMM outputs, [dW1; db1] and [dW2; db2]
-        np.testing.assert_array_equal(bg.dW1b1, np.vstack([bg.grads["W1"], bg.grads["b1"]]))
-        np.testing.assert_array_equal(bg.dW2b2, np.vstack([bg.grads["W2"], bg.grads["b2"]]))
-        assert np.shares_memory(bg.grads["b1"], bg.dW1b1) and np.shares_memory(bg.grads["W2"], bg.dW2b2)
-        # and the numbers are the gradient (not two equal wrong ones): against a finite difference
-        h = 1e-3 if dtype == np.float32 else 1e-6
-        W = ref.params["b2"]
-        old = W[0]
-        W[0] = old + h
-        up = ref.loss(x1[:, :-1], t)
-        W[0] = old - h
-        down = ref.loss(x1[:, :-1], t)
-        W[0] = old
-        assert bg.grads["b2"][0] == pytest.approx((up - down) / (2 * h), abs=2e-3)
-
-
-def test_batch_gradient_leaves_the_weights_alone():
-    net = TwoLayerNet(6, 4, 3, weight_init_std=0.5, seed=2)
-    before = net.flat_params.copy()
-    bg = BatchGradient(net, 5)
-    x1 = np.hstack([np.random.default_rng(0).normal(size=(5, 6)), np.ones((5, 1))]).astype(np.float32)
-    bg(x1, np.array([0, 1, 2, 0, 1]))
-    assert net.flat_params.tobytes() == before.tobytes()
 
 
 # --- the helper: same bits as the in-process loop --------------------------------------------------
@@ -276,7 +225,7 @@ def test_helper_failure_found_by_a_write_is_still_its_own_error(small_chunks, mo
         raise MemoryError
         yield  # a generator, as the real one
 
-    monkeypatch.setattr(worker, "_scoring", scoring)
+    monkeypatch.setattr(worker, "scoring", scoring)
 
     def pause(i, loss):
         if i == 16:  # epoch 1 was handed over at iteration 15: give the helper time to fail

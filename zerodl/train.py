@@ -1,25 +1,37 @@
 """The book's mini-batch training loop (chapter 4.5), with epoch bookkeeping.
 
+    for each iteration:
+        take a batch                   batches.batch(i)
+        compute the gradient           gradient(x_batch, t_batch)
+        update the weights             optimizer.update(net.params, grads)
+        after each epoch, record the loss and accuracy on the whole training and test sets
+
+Two seams keep the fast machinery out of the loop's shape:
+- where batches come from, and where epochs are scored: in this process, or a helper
+  process on the second core (zerodl.batches, zerodl.worker; the same numbers);
+- how the gradient is computed: the layers (net.gradient, the reference), the fused
+  BatchGradient (zerodl.fused; used only for a network it matches exactly), or the
+  chapter-4 numerical gradient. TrainResult says which ran, and why.
+
 One epoch is train_size // batch_size iterations. Each epoch draws a fresh
 permutation of the training set and walks it in batches, so an epoch really
 visits every sample once (the book draws each batch with np.random.choice,
-which visits only ~63% of them per "epoch"); the last train_size % batch_size
-samples of a permutation wait for the next epoch's shuffle.
+which visits only ~63% of them per "epoch").
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from .batches import InProcess
 from .errors import DivergenceError
-from .net import BatchGradient, TwoLayerNet
-from .worker import Helper, batch_buffer, take_batch
+from .fused import BatchGradient
+from .worker import Helper
 
 # A batch loss this many times the first one means the updates blew up. The exact
 # log-sum-exp loss seldom becomes NaN: at learning_rate 1e6 it reaches 1e20 and the
@@ -44,21 +56,24 @@ class TrainResult:
     epochs: list[EpochRecord] = field(default_factory=list)
     seconds: float = 0.0
     iter_per_epoch: int = 0              # the book's name: train_size // batch_size
+    gradient: str = ""                   # which gradient ran, and why that one
+    batches: str = ""                    # where the batches came from
 
 
 def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch_size: int,
-          rng: np.random.Generator, gradient: str = "backprop", helper: bool = False,
+          rng: np.random.Generator, gradient: str = "backprop", helper: bool = False, fused: bool = True,
           on_iteration: Callable[[int, float], None] | None = None,
           on_epoch: Callable[[EpochRecord], None] | None = None) -> TrainResult:
     """Train `net` in place with mini-batches; return the loss and accuracy history.
 
-    helper=True gathers the batches and scores the epochs in a helper process
-    (zerodl.worker) on the second core; the results are bit-identical either way, as
-    long as the callbacks do not draw from `rng` (a draw before the next epoch's
-    permutation is caught; on_epoch is called when the helper's scores arrive, up to
-    a few epochs late). If the helper cannot be started, training goes on in this process.
-    Raises DivergenceError as soon as a batch loss is NaN or infinite, or grows
-    to DIVERGED times the first one, or a whole-set loss is not finite.
+    gradient: "backprop" (the fused BatchGradient if it matches the net and `fused`,
+    else the layers) or "numerical". helper=True gathers the batches and scores the
+    epochs in a helper process on the second core; the results are bit-identical
+    either way, as long as the callbacks do not draw from `rng` (a draw before the
+    next epoch's permutation is caught; on_epoch is called when the helper's scores
+    arrive, up to a few epochs late). If no helper can be started, training goes on
+    in this process. Raises DivergenceError as soon as a batch loss is NaN or
+    infinite, or grows to DIVERGED times the first one, or a whole-set loss is not finite.
     """
     t_train, t_test = _labels(t_train), _labels(t_test)
     # Batches are copied into buffers of the net's dtype; casting once here instead of per
@@ -69,100 +84,150 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
         raise ValueError("the test set is empty")
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch_size {batch_size} must be between 1 and the training set size {n}")
-    if gradient not in ("backprop", "numerical"):
-        raise ValueError(f"gradient must be 'backprop' or 'numerical', got {gradient!r}")
     iter_per_epoch = max(n // batch_size, 1)
+    grad = choose_gradient(net, gradient, batch_size, x_train, fused)
     losses = np.empty(iters, dtype=np.float64)
-    result = TrainResult(loss=losses, iter_per_epoch=iter_per_epoch)
-    lr = getattr(optimizer, "lr", None)
-    backprop = None
-    # A subclass may have other layers; BatchGradient writes into flat_params' views.
-    if gradient == "backprop" and type(net) is TwoLayerNet and x_train.ndim == 2 and net.has_flat_params():
-        backprop = BatchGradient(net, batch_size)
-    ones = backprop is not None  # BatchGradient's batches end in a column of ones
-    pending = deque()  # (epoch, iteration) of the scorings the helper has not returned yet
+    result = TrainResult(loss=losses, iter_per_epoch=iter_per_epoch, gradient=grad.about)
+    guard = DivergenceGuard(getattr(optimizer, "lr", None))
 
-    def record(epoch, iteration, scores):
-        r = EpochRecord(round(epoch, 6), iteration, *scores)
-        if not math.isfinite(r.train_loss):
-            raise DivergenceError(
-                f"training diverged: the training-set loss is {r.train_loss} after iteration {iteration} "
-                f"with train.learning_rate = {lr}; try a smaller train.learning_rate")
+    def record(tag, scores):
+        r = EpochRecord(round(tag[0], 6), tag[1], *scores)
+        guard.check_record(r)
         result.epochs.append(r)
         if on_epoch is not None:
             on_epoch(r)
-
-    def collect(scorings):
-        for scores in scorings:
-            record(*pending.popleft(), scores)
 
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         # Overflow on the way to divergence is reported by the guard, not as numpy warnings
         # (entered first: the helper inherits it).
         stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
-        worker = None
-        if helper:
-            worker = Helper(net, x_train, t_train, x_test, t_test, iters=iters, batch_size=batch_size,
-                            iter_per_epoch=iter_per_epoch, rng=rng, ones=ones)
-            stack.callback(worker.close)  # before start(): no helper process outlives the loop
-            try:
-                worker.start()
-            except OSError:  # no process to be had (EAGAIN, ENOMEM): the same run, in this process
-                worker = None
-        if worker is None:
-            # The batch lives in two buffers filled in place each iteration.
-            x_batch = batch_buffer(batch_size, x_train, ones, net.dtype)
-            scratch = np.empty((batch_size,) + x_train.shape[1:], dtype=net.dtype)
-            t_batch = np.empty(batch_size, dtype=t_train.dtype)
-            perm = None
-        limit = math.inf
+        batches = open_batches(stack, helper, net, x_train, t_train, x_test, t_test, iters=iters,
+                               batch_size=batch_size, iter_per_epoch=iter_per_epoch, rng=rng, ones=grad.ones)
+        result.batches = batches.name
         for i in range(iters):
-            k = i % iter_per_epoch
-            if worker is not None:
-                x_batch, t_batch = worker.batch(i)
-                if worker.scored:
-                    collect(worker.done())
-            else:
-                if k == 0:
-                    perm = rng.permutation(n)
-                take_batch(x_train, t_train, perm, k, batch_size, x_batch, t_batch, scratch)
-
-            if backprop is not None:
-                loss = backprop(x_batch, t_batch)
-                grads = backprop.grads
-            elif gradient == "backprop":
-                grads = net.gradient(x_batch, t_batch)
-                loss = net.lastLayer.loss  # computed by gradient's forward pass
-            else:
-                loss = net.loss(x_batch, t_batch)
-                grads = {key: g.astype(net.dtype) for key, g in net.numerical_gradient(x_batch, t_batch).items()}
-            if i == 0:
-                limit = DIVERGED * max(loss, 1.0)
-            if not loss <= limit:  # also true for NaN
-                if worker is not None:
-                    collect(worker.finish())  # an earlier epoch's failed scoring is reported first
-                raise DivergenceError(
-                    f"training diverged: the batch loss became {loss:.3g} at iteration {i + 1} "
-                    f"(it started at {losses[0] if i else loss:.3g}) with train.learning_rate = {lr}; "
-                    "try a smaller train.learning_rate")
+            x_batch, t_batch = batches.batch(i)
+            loss, grads = grad(x_batch, t_batch)
+            if not guard.batch_ok(i, loss):
+                batches.finish()  # an earlier epoch's failed scoring is reported first
+                while batches.scored:
+                    record(*batches.scored.popleft())
+                raise guard.batch_error(i, loss, losses)
             optimizer.update(net.params, grads)
             losses[i] = loss
             if on_iteration is not None:
                 on_iteration(i + 1, loss)
-
-            if k == iter_per_epoch - 1 or i + 1 == iters:
-                pending.append(((i + 1) / iter_per_epoch, i + 1))
-                if worker is not None and i + 1 < iters:
-                    worker.submit(net.params)
-                else:  # the last scoring is done here, while the helper may still be on the one before
-                    scores = _scores(net, x_train, t_train, x_test, t_test)
-                    if worker is not None:
-                        collect(worker.finish())
-                    collect([scores])
-
+            if (i + 1) % iter_per_epoch == 0 or i + 1 == iters:
+                batches.submit(net.params, ((i + 1) / iter_per_epoch, i + 1), last=i + 1 == iters)
+            while batches.scored:
+                record(*batches.scored.popleft())
     result.seconds = time.perf_counter() - start
     return result
+
+
+# --- seam 1: where the batches come from ----------------------------------------------------------
+
+def open_batches(stack: contextlib.ExitStack, helper: bool, net, x_train, t_train, x_test, t_test, *,
+                 iters: int, batch_size: int, iter_per_epoch: int, rng, ones: bool):
+    """A Helper (started, closed by `stack`) if asked for and one can be had, else InProcess."""
+    if helper:
+        worker = Helper(net, x_train, t_train, x_test, t_test, iters=iters, batch_size=batch_size,
+                        iter_per_epoch=iter_per_epoch, rng=rng, ones=ones)
+        stack.callback(worker.close)  # before start(): no helper process outlives the loop
+        try:
+            worker.start()
+            return worker
+        except OSError:  # no process to be had (EAGAIN, ENOMEM): the same run, in this process
+            pass
+    return InProcess(net, x_train, t_train, x_test, t_test, batch_size=batch_size,
+                     iter_per_epoch=iter_per_epoch, rng=rng, ones=ones)
+
+
+# --- seam 2: how the gradient is computed ---------------------------------------------------------
+# Each is called as grad(x_batch, t_batch) -> (batch loss, {"W1": dW1, ...}); `ones` says
+# whether it takes its batches with a column of ones (zerodl.batches.batch_buffer).
+
+class LayersGradient:
+    """Backpropagation through the net's layers: net.gradient, the reference (chapter 5)."""
+
+    ones = False
+
+    def __init__(self, net, about="layers (net.gradient)"):
+        self.net, self.about = net, about
+
+    def __call__(self, x, t):
+        grads = self.net.gradient(x, t)
+        return self.net.lastLayer.loss, grads  # the loss of gradient's own forward pass
+
+
+class FusedGradient:
+    """zerodl.fused.BatchGradient: the layers' numbers, with each bias folded into its GEMM."""
+
+    ones = True
+    about = "fused (zerodl.fused.BatchGradient)"
+
+    def __init__(self, net, batch_size):
+        self.fn = BatchGradient(net, batch_size)
+        self.grads = self.fn.grads
+
+    def __call__(self, x1, t):
+        return self.fn(x1, t), self.grads
+
+
+class NumericalGradient:
+    """The chapter-4 way: net.numerical_gradient, central differences (slow, exact to ~1e-10)."""
+
+    ones = False
+    about = "numerical (net.numerical_gradient)"
+
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, x, t):
+        loss = self.net.loss(x, t)
+        grads = self.net.numerical_gradient(x, t)
+        return loss, {key: g.astype(self.net.dtype) for key, g in grads.items()}
+
+
+def choose_gradient(net, gradient: str, batch_size: int, x_train, fused: bool = True):
+    """The gradient for this net: the fused one only where it computes the layers' numbers."""
+    if gradient == "numerical":
+        return NumericalGradient(net)
+    if gradient != "backprop":
+        raise ValueError(f"gradient must be 'backprop' or 'numerical', got {gradient!r}")
+    if not fused:
+        return LayersGradient(net, "layers (net.gradient; the fused path was turned off)")
+    why_not = BatchGradient.unsupported(net, x_train)
+    if why_not:
+        return LayersGradient(net, f"layers (net.gradient; not the fused BatchGradient: {why_not})")
+    return FusedGradient(net, batch_size)
+
+
+# --- the divergence guard -------------------------------------------------------------------------
+
+class DivergenceGuard:
+    """Stops a run whose loss is NaN, infinite, or DIVERGED times its first batch's."""
+
+    def __init__(self, lr):
+        self.lr = lr
+        self.limit = math.inf
+
+    def batch_ok(self, i: int, loss: float) -> bool:
+        if i == 0:
+            self.limit = DIVERGED * max(loss, 1.0)
+        return loss <= self.limit  # False for NaN too
+
+    def batch_error(self, i: int, loss: float, losses) -> DivergenceError:
+        return DivergenceError(
+            f"training diverged: the batch loss became {loss:.3g} at iteration {i + 1} "
+            f"(it started at {losses[0] if i else loss:.3g}) with train.learning_rate = {self.lr}; "
+            "try a smaller train.learning_rate")
+
+    def check_record(self, r: EpochRecord) -> None:
+        if not math.isfinite(r.train_loss):
+            raise DivergenceError(
+                f"training diverged: the training-set loss is {r.train_loss} after iteration {r.iteration} "
+                f"with train.learning_rate = {self.lr}; try a smaller train.learning_rate")
 
 
 def _labels(t):
@@ -173,7 +238,3 @@ def _labels(t):
     """
     t = np.asarray(t)
     return t.argmax(axis=1) if t.ndim == 2 else t
-
-
-def _scores(net, x_train, t_train, x_test, t_test) -> tuple[float, float, float, float]:
-    return net.evaluate(x_train, t_train) + net.evaluate(x_test, t_test)

@@ -1,5 +1,7 @@
 """A helper process for the training loop: the next batches and the epoch scores, on the second core.
 
+One of the two batch sources of zerodl.batches (the other is InProcess); same calls, same numbers.
+
 Training is one chain of small dependent GEMMs. A second BLAS thread speeds it up
 only on an idle machine: its threads spin-wait for each other, and with the other
 core busy they slow to a crawl. The work around the chain does not depend on it: gathering the next batches (a copy of
@@ -36,6 +38,7 @@ from collections import deque
 
 import numpy as np
 
+from .batches import scoring, score, take_batch
 from .errors import HelperError
 from .io import signals_held
 
@@ -67,8 +70,10 @@ def _shared(shape, dtype) -> np.ndarray:
 
 
 class Helper:
-    """The helper: start() forks it, batch(i) gives iteration i's batch, submit() queues a
-    scoring, close() (after the loop, an error or a Ctrl-C) stops the child and reaps it."""
+    """The helper: start() forks it; then the calls of zerodl.batches (batch, submit, scored,
+    finish); close() (after the loop, an error or a Ctrl-C) stops the child and reaps it."""
+
+    name = "a helper process"
 
     def __init__(self, net, x_train, t_train, x_test, t_test, *, iters: int, batch_size: int,
                  iter_per_epoch: int, rng: np.random.Generator, ones: bool = False):
@@ -88,7 +93,8 @@ class Helper:
         self.snapshots = [{k: _shared(v.shape, v.dtype) for k, v in net.params.items()} for _ in range(SNAPSHOTS)]
         self.ready = 0         # chunks the helper has filled
         self.submitted = 0     # snapshots sent
-        self.scored = deque()  # the four numbers of each scoring received, not yet collected
+        self.tags = deque()    # the tags of the scorings sent, not yet received
+        self.scored = deque()  # (tag, the four numbers) of each scoring received, not yet taken
         self.n_scored = 0
         self.perms = {}        # epoch -> crc32 of the permutation the helper drew for it
         self._buf = b""
@@ -135,26 +141,29 @@ class Helper:
         s = c % self.slots
         return self.x_ring[s, j], self.t_ring[s, j]
 
-    def submit(self, params) -> None:
-        """Queue a scoring of these weights (copied now) on the whole training and test sets."""
+    def submit(self, params, tag, last: bool = False) -> None:
+        """Queue a scoring of these weights (copied now) on the whole training and test sets.
+
+        The last one is scored here, while the helper may still be on the one before.
+        """
+        if last:
+            mine = score(self.net, self.sets)
+            self.finish()
+            self.scored.append((tag, mine))
+            return
         while self.submitted - self.n_scored >= SNAPSHOTS:
             self._receive()
         k = self.submitted % SNAPSHOTS
         for key, v in params.items():
             np.copyto(self.snapshots[k][key], v)
         self.submitted += 1
+        self.tags.append(tag)
         self._send(SCORE, k)
 
-    def done(self):
-        """The scorings received so far, in the order submitted: (train_loss, train_acc, test_loss, test_acc)."""
-        while self.scored:
-            yield self.scored.popleft()
-
-    def finish(self):
-        """Wait for every submitted scoring; yields them in order."""
+    def finish(self) -> None:
+        """Wait until every submitted scoring is in `scored`."""
         while self.n_scored < self.submitted:
             self._receive()
-        yield from self.done()
 
     def close(self) -> None:
         if self.pid is not None:
@@ -186,7 +195,7 @@ class Helper:
             if kind == READY:
                 self.ready = index + 1
             elif kind == SCORED:
-                self.scored.append(tuple(numbers))
+                self.scored.append((self.tags.popleft(), tuple(numbers)))
                 self.n_scored += 1
             elif kind == PERM:
                 self.perms[index] = int(numbers[0])
@@ -263,7 +272,7 @@ class Helper:
                 job_index = jobs.popleft()
                 for key, v in self.snapshots[job_index].items():
                     np.copyto(self.net.params[key], v)
-                job = _scoring(self.net, self.sets)
+                job = scoring(self.net, self.sets)
             elif job is not None:
                 try:
                     next(job)
@@ -280,44 +289,3 @@ class Helper:
                 self.perm = self.rng.permutation(n)
                 os.write(self.msg, _MSG.pack(PERM, i // self.iter_per_epoch, zlib.crc32(self.perm), 0, 0, 0))
             take_batch(self.x_train, self.t_train, self.perm, k, b, self.x_ring[s, j], self.t_ring[s, j], self.scratch)
-
-
-def _scoring(net, sets):
-    """(train loss, train accuracy, test loss, test accuracy), as net.evaluate gives them,
-    yielding between chunks so the helper can refill the ring; the four numbers are the
-    generator's return value."""
-    out = ()
-    for x, t in sets:
-        steps = getattr(net, "evaluate_steps", None)
-        if steps is None:  # a net without steps (tests' stand-ins): one piece
-            out += tuple(net.evaluate(x, t))
-            yield
-        else:
-            out += yield from steps(x, t)
-    return out
-
-
-def batch_buffer(batch_size, x, ones, dtype) -> np.ndarray:
-    """A buffer for one batch of rows of x; with `ones`, the rows end in a column
-    of ones, as zerodl.net.BatchGradient takes them."""
-    if not ones:
-        return np.empty((batch_size,) + x.shape[1:], dtype)
-    return np.ones((batch_size, x.shape[1] + 1), dtype)
-
-
-def take_batch(x, t, perm, k, batch_size, x_out, t_out, scratch=None) -> None:
-    """Batch k of permutation perm into x_out and t_out: the gather of both training loops.
-
-    If x_out's rows are one longer than x's (batch_buffer's column of ones), the rows
-    are gathered into `scratch`, of x's row shape, and copied in: np.take into a
-    strided view would go through a fresh temporary, which is slower.
-    mode="clip" writes straight into a contiguous buffer (the default "raise" goes
-    through a temporary); a permutation's indices are always in range.
-    """
-    idx = perm[k * batch_size:(k + 1) * batch_size]
-    if x_out.shape[1:] == x.shape[1:]:
-        np.take(x, idx, axis=0, out=x_out, mode="clip")
-    else:
-        np.take(x, idx, axis=0, out=scratch, mode="clip")
-        x_out[:, :-1] = scratch
-    np.take(t, idx, out=t_out, mode="clip")
