@@ -636,3 +636,16 @@ def test_plain_bars_when_the_terminal_cannot_show_blocks(project):
     r = zerodl("predict", "--index", 0, cwd=project, env={"PYTHONIOENCODING": "ascii"})
     assert r.returncode == 0, r.stderr
     assert re.search(r"^  \d #+ +\d\.\d{3}$", r.stdout, re.M)
+
+
+# --- the package: quick to start ---------------------------------------------------------
+
+def test_starting_imports_no_pictures_plots_yaml_or_downloads(tmp_path):
+    # Every command's module is imported to build the parser, so `zerodl info` and `--help`
+    # would pay for Pillow, matplotlib, PyYAML and zerodl.data's download code if a module
+    # imported them at its top: only the commands that use them do, when they run.
+    probe = ("import sys, zerodl.cli; print(sorted(m for m in sys.modules "
+             "if m.split('.')[0] in ('PIL', 'matplotlib', 'yaml') or m.startswith('zerodl.data')))")
+    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "[]\n"
