@@ -17,11 +17,11 @@ its name in COMMANDS. What the commands share is in common.py.
 """
 from __future__ import annotations
 
+from ..entry import run  # first, even before argparse: from here on, Ctrl-C ends in one line
+
 import argparse
 import os
 import sys
-
-from ..entry import run  # first: from here on, Ctrl-C ends in one line
 
 from threadpoolctl import threadpool_limits
 
