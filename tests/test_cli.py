@@ -636,3 +636,29 @@ def test_plain_bars_when_the_terminal_cannot_show_blocks(project):
     r = zerodl("predict", "--index", 0, cwd=project, env={"PYTHONIOENCODING": "ascii"})
     assert r.returncode == 0, r.stderr
     assert re.search(r"^  \d #+ +\d\.\d{3}$", r.stdout, re.M)
+
+
+# --- the package: quick to start ---------------------------------------------------------
+
+def test_starting_imports_no_pictures_plots_yaml_or_downloads(tmp_path):
+    # Every command's module is imported to build the parser, so `zerodl info` and `--help`
+    # would pay for Pillow, matplotlib, PyYAML and zerodl.data's download code if a module
+    # imported them at its top: only the commands that use them do, when they run.
+    probe = ("import sys, zerodl.cli; print(sorted(m for m in sys.modules "
+             "if m.split('.')[0] in ('PIL', 'matplotlib', 'yaml') or m.startswith('zerodl.data')))")
+    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "[]\n"
+
+
+def test_ctrl_c_while_python_m_still_imports_names_the_command(tmp_path):
+    # `python -m zerodl.cli` imports the package (NumPy and all) while sys.argv[0] is still
+    # "-m": the one line names zerodl, not "-m". The signal goes once zerodl.entry has loaded.
+    probe = "import sys; sys.argv = ['-m']; import zerodl.entry; print('ready', flush=True); import zerodl.cli"
+    p = subprocess.Popen([sys.executable, "-c", probe], cwd=tmp_path, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert (p.returncode, err) == (130, "zerodl: interrupted while starting; nothing was written\n")

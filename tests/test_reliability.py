@@ -570,8 +570,8 @@ def test_bad_model_is_refused(shared, bad_model, name):
 
 @pytest.mark.parametrize("kind", ["pickle", "pickle-in-npz", "text"])
 def test_cli_info_refuses_a_bad_model(base, tmp_path, kind):
-    if not (ROOT / "zerodl" / "cli.py").exists():
-        pytest.fail("zerodl/cli.py is missing")
+    if not (ROOT / "zerodl" / "cli" / "__init__.py").exists():
+        pytest.fail("zerodl/cli/__init__.py is missing")
     marker = tmp_path / "PWNED"
     path = tmp_path / "model.npz"
     make_bad_model(kind, path, base, marker)

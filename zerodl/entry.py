@@ -37,7 +37,8 @@ def _while_starting(signum, frame):
     inside an import can surface as a misleading ImportError (NumPy turns one
     into "Importing the numpy C-extensions failed").
     """
-    prog = os.path.splitext(os.path.basename(sys.argv[0] or "zerodl"))[0]
+    arg0 = sys.argv[0] if sys.argv[0] not in ("", "-m") else "zerodl"  # "-m": `python -m zerodl.cli` importing
+    prog = os.path.splitext(os.path.basename(arg0))[0]
     what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
     os.write(2, f"{prog}: {what} while starting; nothing was written\n".encode())
     os._exit(128 + signum)
