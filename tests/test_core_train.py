@@ -40,13 +40,13 @@ class RecordingNet:
     def __init__(self, eval_loss=0.5):
         self.params = {"w": np.zeros(1)}
         self.batches, self.labels = [], []
-        self.lastLayer = SimpleNamespace(loss=None)
+        self.last_loss = None
         self.eval_loss = eval_loss
 
     def gradient(self, x, t):
         self.batches.append(x[:, 0].astype(np.int64))  # astype copies: x is a reused buffer
         self.labels.append(t.copy())
-        self.lastLayer.loss = float(len(self.batches))
+        self.last_loss = float(len(self.batches))
         return {"w": np.zeros(1)}
 
     def evaluate(self, x, t):

@@ -126,7 +126,7 @@ class LateBlowUp(RecordingNet):
     def gradient(self, x, t):
         grads = super().gradient(x, t)
         if len(self.batches) >= 5:
-            self.lastLayer.loss = float("nan")
+            self.last_loss = float("nan")
         return grads
 
 

@@ -40,6 +40,8 @@ class BatchGradient:
         if layers != cls.LAYERS or type(net.lastLayer) is not SoftmaxWithLoss:
             names = " -> ".join(t.__name__ for t in layers + (type(net.lastLayer),))
             return f"it knows Affine -> Relu -> Affine -> SoftmaxWithLoss, not {names}"
+        if net.weight_decay_lambda:
+            return "it knows no weight decay"
         if not net.has_flat_params():  # it writes through flat_params' views
             return "net.params were rebound: they are no longer views of net.flat_params"
         if x.ndim != 2:

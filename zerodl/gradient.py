@@ -1,6 +1,7 @@
 """Chapter 4: the numerical gradient by central difference, and gradient descent."""
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import numpy as np
@@ -42,7 +43,12 @@ def gradient_descent(f: Callable[[np.ndarray], float], init_x, lr: float = 0.01,
 
 
 def gradient_check(net, x, t) -> dict[str, float]:
-    """Mean |backprop - numerical| per parameter, in float64 (the book's chapter-5 check)."""
-    grad_bp = net.gradient(x, t)
-    grad_num = net.numerical_gradient(x, t)
+    """Mean |backprop - numerical| per parameter, in float64 (the book's chapter-5 check).
+
+    With dropout, both gradients are of one network: the same mask (net.dropout_held).
+    """
+    held = getattr(net, "dropout_held", None)
+    with held(x) if held else contextlib.nullcontext():
+        grad_bp = net.gradient(x, t)
+        grad_num = net.numerical_gradient(x, t)
     return {k: float(np.mean(np.abs(grad_bp[k] - grad_num[k]))) for k in grad_num}

@@ -35,6 +35,33 @@ class Sigmoid:
         return dout * (1.0 - self.out) * self.out
 
 
+class Dropout:
+    """Chapter 6: drop each hidden unit with probability dropout_ratio while training.
+
+    As the book does: training multiplies by a 0/1 mask, testing scales by
+    (1 - dropout_ratio) instead. The mask comes from the layer's own Generator (not
+    the book's global np.random), so runs repeat bit for bit. `hold = True` keeps
+    the last mask for every forward pass: the numerical gradient and the gradient
+    check perturb the weights of one and the same network, mask included.
+    """
+
+    def __init__(self, dropout_ratio=0.5, rng=None):
+        self.dropout_ratio = dropout_ratio
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.mask = None
+        self.hold = False
+
+    def forward(self, x, train_flg=True):
+        if not train_flg:
+            return x * (1.0 - self.dropout_ratio)
+        if not (self.hold and self.mask is not None and self.mask.shape == x.shape):
+            self.mask = self.rng.random(x.shape) > self.dropout_ratio
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
 class Affine:
     """out = x·W + b.
 

@@ -1,14 +1,24 @@
-"""TwoLayerNet (chapters 4-5): Affine -> Relu -> Affine -> SoftmaxWithLoss."""
+"""TwoLayerNet (chapters 4-6): Affine -> Relu or Sigmoid [-> Dropout] -> Affine -> SoftmaxWithLoss.
+
+Chapter 4 builds it with a sigmoid hidden layer and trains it with the numerical
+gradient; chapter 5 with ReLU and backpropagation; chapter 6 adds weight decay
+(`weight_decay_lambda`) and Dropout against overfitting.
+"""
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 
 import numpy as np
 
-from .gradient import H
+from . import numerical
+from .gradient import H, numerical_gradient
 from .errors import ModelError
 from .io import load_model, save_model
-from .layers import Affine, Relu, SoftmaxWithLoss
+from .layers import Affine, Dropout, Relu, Sigmoid, SoftmaxWithLoss
+
+# model.activation -> the hidden layer and its name in `layers` (the book's names)
+ACTIVATIONS = {"relu": ("Relu1", Relu), "sigmoid": ("Sigmoid1", Sigmoid)}
 
 EVAL_CHUNK = 512  # rows per forward pass when scoring a whole set: stays in cache
 
@@ -26,9 +36,17 @@ def init_std(weight_init_std, fan_in: int) -> float:
 
 class TwoLayerNet:
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01,
-                 seed=None, dtype=np.float32, rng=None):
+                 seed=None, dtype=np.float32, rng=None, activation="relu", dropout_ratio=0.0,
+                 weight_decay_lambda=0.0):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        if not 0 <= dropout_ratio < 1:
+            raise ValueError(f"dropout_ratio: expected a number in [0, 1), got {dropout_ratio!r}")
         self.input_size, self.hidden_size, self.output_size = int(input_size), int(hidden_size), int(output_size)
         self.weight_init_std = weight_init_std
+        self.activation = activation
+        self.dropout_ratio = float(dropout_ratio)
+        self.weight_decay_lambda = float(weight_decay_lambda)
         self.dtype = np.dtype(dtype)
         rng = rng if rng is not None else np.random.default_rng(seed)
         # Drawn in float64 and then cast, so float32 and float64 nets of one seed agree.
@@ -43,6 +61,10 @@ class TwoLayerNet:
         self._bind_params()
         self.params["W1"][...] = W1
         self.params["W2"][...] = W2
+        # Dropout's masks come from a stream of their own, spawned without drawing from
+        # rng: the batch order of a run stays the same with dropout on or off.
+        self.dropout_rng = rng.spawn(1)[0] if self.dropout_ratio else None
+        self.last_loss = None  # the loss of the last forward pass, as loss() returned it
         self._build_layers()
 
     def _bind_params(self):
@@ -74,9 +96,12 @@ class TwoLayerNet:
 
     def _build_layers(self):
         p = self.params
+        name, Activation = ACTIVATIONS[self.activation]
         self.layers = OrderedDict()
         self.layers["Affine1"] = Affine(p["W1"], p["b1"], input_grad=False)
-        self.layers["Relu1"] = Relu()
+        self.layers[name] = Activation()
+        if self.dropout_ratio:
+            self.layers["Dropout1"] = Dropout(self.dropout_ratio, self.dropout_rng)
         self.layers["Affine2"] = Affine(p["W2"], p["b2"])
         self.lastLayer = SoftmaxWithLoss()
 
@@ -93,7 +118,8 @@ class TwoLayerNet:
         """Write the weights and the net's sizes (plus `extra` settings) to an .npz, no pickle."""
         config = {"input_size": self.input_size, "hidden_size": self.hidden_size,
                   "output_size": self.output_size, "weight_init_std": self.weight_init_std,
-                  "dtype": self.dtype.name, **extra}
+                  "dtype": self.dtype.name, "activation": self.activation,
+                  "dropout_ratio": self.dropout_ratio, **extra}
         save_model(path, self.params, config)
 
     @classmethod
@@ -103,7 +129,15 @@ class TwoLayerNet:
         dtype = meta.get("dtype", "float32")
         if dtype not in ("float32", "float64"):
             raise ModelError(f"{path}: model dtype {dtype!r} is not float32 or float64")
-        net = cls(meta["input_size"], meta["hidden_size"], meta["output_size"], seed=0, dtype=dtype)
+        # Models from before the activation was recorded are all ReLU without dropout.
+        activation = meta.get("activation", "relu")
+        if activation not in ACTIVATIONS:
+            raise ModelError(f"{path}: model activation {activation!r} is not one of {', '.join(ACTIVATIONS)}")
+        ratio = meta.get("dropout_ratio", 0.0)
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+            raise ModelError(f"{path}: model dropout_ratio {ratio!r} is not a number in [0, 1)")
+        net = cls(meta["input_size"], meta["hidden_size"], meta["output_size"], seed=0, dtype=dtype,
+                  activation=activation, dropout_ratio=ratio)
         net.set_params(params)
         net.weight_init_std = meta.get("weight_init_std")
         net.meta = meta
@@ -119,16 +153,21 @@ class TwoLayerNet:
     def _cast(self, x):
         return np.asarray(x, dtype=self.dtype)
 
-    def predict(self, x):
-        """The logits (scores before softmax) for each row of x."""
+    def predict(self, x, train_flg=False):
+        """The logits (scores before softmax) for each row of x; train_flg: Dropout drops."""
         x = self._cast(x)
         for layer in self.layers.values():
-            x = layer.forward(x)
+            x = layer.forward(x, train_flg) if isinstance(layer, Dropout) else layer.forward(x)
         return x
 
-    def loss(self, x, t):
-        y = self.predict(x)
-        return self.lastLayer.forward(y, t)
+    def loss(self, x, t, train_flg=False):
+        """Cross-entropy of the softmax, plus the weight decay λ/2·(ΣW1² + ΣW2²)."""
+        y = self.predict(x, train_flg)
+        loss = self.lastLayer.forward(y, t)
+        if self.weight_decay_lambda:
+            loss += 0.5 * self.weight_decay_lambda * float(np.sum(self.params["W1"] ** 2) + np.sum(self.params["W2"] ** 2))
+        self.last_loss = loss
+        return loss
 
     def accuracy(self, x, t):
         t = np.asarray(t)
@@ -172,22 +211,44 @@ class TwoLayerNet:
         return loss_sum / len(t), correct / len(t)
 
     def gradient(self, x, t):
-        """Backpropagation: the gradient of the loss for every parameter (fresh arrays)."""
-        self.loss(x, t)
+        """Backpropagation: the gradient of loss(x, t, train_flg=True) for every parameter (fresh arrays)."""
+        self.loss(x, t, train_flg=True)
         dout = self.lastLayer.backward(1)
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
         a1, a2 = self.layers["Affine1"], self.layers["Affine2"]
-        return {"W1": a1.dW, "b1": a1.db, "W2": a2.dW, "b2": a2.db}
+        grads = {"W1": a1.dW, "b1": a1.db, "W2": a2.dW, "b2": a2.db}
+        if self.weight_decay_lambda:
+            grads["W1"] = grads["W1"] + self.weight_decay_lambda * self.params["W1"]
+            grads["W2"] = grads["W2"] + self.weight_decay_lambda * self.params["W2"]
+        return grads
+
+    @contextlib.contextmanager
+    def dropout_held(self, x):
+        """Every forward pass inside uses one dropout mask: the last training pass's if it
+        was for a batch like x, else one drawn now. The numerical gradient and the gradient
+        check need one network, not a new one per pass."""
+        drops = [layer for layer in self.layers.values() if isinstance(layer, Dropout)]
+        for d in drops:
+            d.hold = True
+        try:
+            if any(d.mask is None or d.mask.shape[0] != len(x) for d in drops):
+                for d in drops:
+                    d.mask = None
+                self.predict(x, train_flg=True)
+            yield
+        finally:
+            for d in drops:
+                d.hold = False
 
     def numerical_gradient(self, x, t, h=H):
-        """The chapter-4 numerical gradient, central difference, in float64.
+        """Chapter 4: (L(W + h) - L(W - h)) / 2h for every weight, in float64, where
+        L = loss(x, t, train_flg=True) with the dropout mask held (dropout_held).
 
-        Same numbers as perturbing one weight at a time and running the whole
-        forward pass, but far faster: a perturbation of W1[i, j] or b1[j]
-        changes only hidden unit j, and one of W2[j, k] or b2[k] only logit k,
-        so each loss is recomputed from the unperturbed pass plus that change,
-        for all i (or j) at once.
+        The numbers of perturbing one weight at a time (numerical_gradient_plain), from
+        zerodl.numerical's closed form of that difference: ~10,000 times faster, and the
+        same to ~1e-12. A net that module does not know, or inputs too large for its
+        series, get the plain loop.
         """
         x = np.asarray(x, dtype=np.float64)
         t = np.asarray(t)
@@ -195,73 +256,14 @@ class TwoLayerNet:
             t = t.argmax(axis=1)
         if x.ndim == 1:
             x, t = x.reshape(1, -1), t.reshape(1)
-        W1, b1, W2, b2 = (self.params[k].astype(np.float64) for k in ("W1", "b1", "W2", "b2"))
-        a1 = x @ W1 + b1                # (N, H) hidden pre-activations
-        z1 = np.maximum(a1, 0)          # (N, H)
-        z2 = z1 @ W2 + b2               # (N, O) logits
-        n = x.shape[0]
-        # exp of the logits shifted by each row's max; perturbations are far too
-        # small to overflow it, so no per-perturbation max is needed.
-        E = np.exp(z2 - z2.max(axis=1, keepdims=True))
-        grads = {}
+        if type(self) is not TwoLayerNet or numerical.unsupported(self):  # a subclass may have its own loss
+            return self.numerical_gradient_plain(x, t, h)
+        with self.dropout_held(x):
+            grads = numerical.central_difference(self, x, t, h)
+        return grads if grads is not None else self.numerical_gradient_plain(x, t, h)
 
-        def central(p_idx, n_idx, dp, dm, w_out, count):
-            # Perturbation p changes the logits of sample n by dz * w_out (dz = dp for
-            # +h, dm for -h). Samples whose forward pass does not change are left
-            # out: their two losses are the same number and cancel exactly.
-            keep = (dp != 0) | (dm != 0)
-            p_idx, n_idx, dp, dm = p_idx[keep], n_idx[keep], dp[keep], dm[keep]
-            s_plus, s_minus = _sum_exp(E, w_out, n_idx, dp), _sum_exp(E, w_out, n_idx, dm)
-            # loss(+) - loss(-) per sample: the log-sum-exp terms minus the true logit's change
-            diff = np.log(s_plus / s_minus) - (dp - dm) * w_out[t[n_idx]]
-            return np.bincount(p_idx, weights=diff, minlength=count) / n / (2 * h)
-
-        # W1[i, j] (and b1[j], as an input fixed at 1) moves hidden unit j of
-        # sample n by h * x[n, i]: only the nonzero inputs matter.
-        src = np.vstack([x.T, np.ones((1, n))])
-        i_idx, n_idx = np.nonzero(src)
-        step = h * src[i_idx, n_idx]
-        g1 = np.empty((W1.shape[0] + 1, W1.shape[1]))
-        for j in range(W1.shape[1]):
-            a = a1[n_idx, j]
-            z = z1[n_idx, j]
-            dp = np.maximum(a + step, 0) - z
-            dm = np.maximum(a - step, 0) - z
-            g1[:, j] = central(i_idx, n_idx, dp, dm, W2[j], src.shape[0])
-        grads["W1"], grads["b1"] = g1[:-1], g1[-1].copy()
-
-        # W2[j, k] (and b2[k]) moves logit k of sample n by h * z1[n, j].
-        src = np.vstack([z1.T, np.ones((1, n))])
-        j_idx, n_idx = np.nonzero(src)
-        step = h * src[j_idx, n_idx]
-        g2 = np.empty((W2.shape[0] + 1, W2.shape[1]))
-        eye = np.eye(W2.shape[1])
-        for k in range(W2.shape[1]):
-            g2[:, k] = central(j_idx, n_idx, step, -step, eye[k], src.shape[0])
-        grads["W2"], grads["b2"] = g2[:-1], g2[-1].copy()
-        return grads
-
-
-_SERIES_ORDER = 6
-_SERIES_LIMIT = 2e-3  # |d * w| below this: the Taylor remainder is < 1e-19 relative
-
-
-def _sum_exp(E, w, rows, d):
-    """sum_o E[rows, o] * exp(d * w[o]) for each entry of d.
-
-    For the tiny d·w of a numerical gradient, exp is summed as its Taylor series
-    with moments precomputed per sample: exact to double precision (the
-    remainder is far below one rounding step), and no exp per perturbation.
-    Larger steps fall back to computing the exps.
-    """
-    if d.size == 0:
-        return d.copy()
-    if np.max(np.abs(d)) * np.max(np.abs(w)) > _SERIES_LIMIT:
-        return (E[rows] * np.exp(d[:, None] * w)).sum(axis=1)
-    # moments[k, n] = sum_o E[n, o] * w[o]^k / k!
-    powers = np.cumprod(np.vstack([np.ones_like(w)] + [w / k for k in range(1, _SERIES_ORDER + 1)]), axis=0)
-    moments = powers @ E.T
-    total = moments[_SERIES_ORDER][rows]
-    for k in range(_SERIES_ORDER - 1, -1, -1):  # Horner
-        total = total * d + moments[k][rows]
-    return total
+    def numerical_gradient_plain(self, x, t, h=H):
+        """The book's own numerical gradient: one weight at a time, two forward passes each."""
+        with self.dropout_held(x):
+            loss_W = lambda W: self.loss(x, t, train_flg=True)  # noqa: E731 - the book's name
+            return {k: numerical_gradient(loss_W, self.params[k], h) for k in ("W1", "b1", "W2", "b2")}

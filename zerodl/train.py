@@ -157,7 +157,7 @@ class LayersGradient:
 
     def __call__(self, x, t):
         grads = self.net.gradient(x, t)
-        return self.net.lastLayer.loss, grads  # the loss of gradient's own forward pass
+        return self.net.last_loss, grads  # the loss of gradient's own forward pass
 
 
 class FusedGradient:
@@ -184,7 +184,7 @@ class NumericalGradient:
         self.net = net
 
     def __call__(self, x, t):
-        loss = self.net.loss(x, t)
+        loss = self.net.loss(x, t, train_flg=True)  # draws the dropout mask the gradient then holds
         grads = self.net.numerical_gradient(x, t)
         return loss, {key: g.astype(self.net.dtype) for key, g in grads.items()}
 
