@@ -37,7 +37,8 @@ import harness  # noqa: E402
 import zerodl.train as train_mod  # noqa: E402
 from zerodl import worker  # noqa: E402
 from zerodl.io import load_split  # noqa: E402
-from zerodl.net import BatchGradient, TwoLayerNet  # noqa: E402
+from zerodl.fused import BatchGradient  # noqa: E402
+from zerodl.net import TwoLayerNet  # noqa: E402
 from zerodl.optim import make_optimizer  # noqa: E402
 
 ROWS = ["gradient", "update", "batch", "waiting", "last", "gather", "score", "gemms"]
@@ -60,7 +61,7 @@ def instrument(clock) -> None:
     BatchGradient.__call__ = timed(BatchGradient.__call__, clock, "gradient")
     worker.Helper.batch = timed(worker.Helper.batch, clock, "batch")
     worker.Helper._fill = timed(worker.Helper._fill, clock, "gather")
-    train_mod._scores = timed(train_mod._scores, clock, "last")
+    worker.score = timed(worker.score, clock, "last")  # the last scoring, by Helper.submit(last=True)
     receive = worker.Helper._receive
 
     def _receive(self):
@@ -71,7 +72,7 @@ def instrument(clock) -> None:
             clock[ROWS.index("waiting")] += time.perf_counter() - t0
 
     worker.Helper._receive = _receive
-    scoring = worker._scoring
+    scoring = worker.scoring
 
     def _scoring(net, sets):  # a generator: time each step the helper takes of it
         steps = scoring(net, sets)
@@ -85,7 +86,7 @@ def instrument(clock) -> None:
             clock[ROWS.index("score")] += time.perf_counter() - t0
             yield
 
-    worker._scoring = _scoring
+    worker.scoring = _scoring
 
 
 def gemms_only(clock):
