@@ -23,14 +23,15 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+import harness
+
 H = 1e-4
 TARGET_SPEEDUP = 100.0
 TARGET_MAXDIFF = 1e-9
+LINE = dict(label_width=18, text_width=0, indent="")  # the layout of the target lines
 
 
 # ---- the plain chapter-4 way ------------------------------------------------------------
@@ -59,22 +60,6 @@ def plain_numerical_gradient(params, x, t, name, idx, h=H):
     return g
 
 
-# ---- data ---------------------------------------------------------------------------------
-def batch(n: int, kind: str, seed: int):
-    sys.path.insert(0, str(HERE))
-    import bench_data
-
-    rng = np.random.default_rng(seed)
-    if kind == "fashion-mnist" and bench_data.fashion_mnist_available():
-        x_all = bench_data.read_idx(bench_data.DEBIAN_DIR / bench_data.FILES["x_train"])
-        t_all = bench_data.read_idx(bench_data.DEBIAN_DIR / bench_data.FILES["t_train"])
-        pick = rng.choice(len(t_all), n, replace=False)
-        x = x_all[pick].reshape(n, -1).astype(np.float64) / 255.0
-        return x, t_all[pick].astype(np.int64), f"{n} random Fashion-MNIST training images"
-    d = bench_data.make_synthetic(n_train=n, n_test=1, seed=seed)
-    return d["x_train"].astype(np.float64), d["t_train"], f"{n} SYNTHETIC samples (Fashion-MNIST not installed or not asked for)"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sample", type=int, default=200, metavar="K",
@@ -91,12 +76,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=args.threads, user_api="blas")
-    x, t, desc = batch(args.batch, args.data, args.seed)
+    harness.limit_blas(args.threads)
+    x, t, desc = harness.train_sample(args.batch, args.data, args.seed)
     print(f"== numerical gradient of TwoLayerNet 784-{args.hidden}-10, float64, h = {H}, central difference ==")
-    print(f"data     {desc}; BLAS threads: {args.threads}")
+    for line in harness.machine_lines():
+        print(line)
+    print(f"data        {desc}; BLAS threads: {args.threads}")
 
     try:
         from zerodl import TwoLayerNet
@@ -110,7 +95,7 @@ def main(argv=None) -> int:
         if args.trained:
             # A few hundred backprop steps on batches of the same data set kind, so the
             # gradient is checked at a point that looks like training, not only at init.
-            xs, ts, _ = batch(1000, args.data, args.seed + 1)
+            xs, ts, _ = harness.train_sample(1000, args.data, args.seed + 1)
             for _ in range(args.trained):
                 pick = rng.choice(len(ts), 100)
                 g = net.gradient(xs[pick], ts[pick])
@@ -122,7 +107,7 @@ def main(argv=None) -> int:
                   "W2": 0.01 * rng.standard_normal((args.hidden, 10)), "b2": np.zeros(10)}
     sizes = {k: v.size for k, v in params.items()}
     total = sum(sizes.values())
-    print(f"weights  {total:,} ({', '.join(f'{k} {v:,}' for k, v in sizes.items())})"
+    print(f"weights     {total:,} ({', '.join(f'{k} {v:,}' for k, v in sizes.items())})"
           + (f"; after {args.trained} SGD steps" if TwoLayerNet is not None and args.trained else "; fresh init"))
 
     # -- plain ------------------------------------------------------------------------------
@@ -160,11 +145,7 @@ def main(argv=None) -> int:
         return 0
 
     # -- zerodl -----------------------------------------------------------------------------
-    times = []
-    for _ in range(max(args.repeat, 1)):
-        t0 = time.perf_counter()
-        fast = net.numerical_gradient(x, t)
-        times.append(time.perf_counter() - t0)
+    times, fast = harness.seconds(lambda: net.numerical_gradient(x, t), args.repeat)
     fast_s = min(times)
     print()
     print(f"zerodl.TwoLayerNet.numerical_gradient (all {total:,} weights): {fast_s:.3f} s "
@@ -182,11 +163,11 @@ def main(argv=None) -> int:
     scale = max(float(np.max(np.abs(g))) for _, g in plain.values())
     speedup = plain_total / fast_s
     print()
-    print(f"speed-up           {speedup:8.0f} x   (plain {plain_total:.1f} s{'' if args.full else ' extrapolated'} / "
-          f"zerodl {fast_s:.3f} s; target >= {TARGET_SPEEDUP:.0f} x)   {'PASS' if speedup >= TARGET_SPEEDUP else 'FAIL'}")
-    print(f"max |difference|   {maxdiff:8.1e}     (on the {done:,} weights compared, largest at {where[0]}"
-          f"[{where[1]}]; |gradient| up to {scale:.1e}; target <= {TARGET_MAXDIFF:.0e})   "
-          f"{'PASS' if maxdiff <= TARGET_MAXDIFF else 'FAIL'}")
+    print(harness.check("speed-up", f"{speedup:8.0f} x   (plain {plain_total:.1f} s{'' if args.full else ' extrapolated'} / "
+                        f"zerodl {fast_s:.3f} s; target >= {TARGET_SPEEDUP:.0f} x)", speedup >= TARGET_SPEEDUP, **LINE))
+    print(harness.check("max |difference|", f"{maxdiff:8.1e}     (on the {done:,} weights compared, largest at "
+                        f"{where[0]}[{where[1]}]; |gradient| up to {scale:.1e}; target <= {TARGET_MAXDIFF:.0e})",
+                        maxdiff <= TARGET_MAXDIFF, **LINE))
     print("for reference      max |plain - backprop| on the same weights: "
           + ", ".join(f"{k} {v:.1e}" for k, v in bp_diff.items())
           + "\n                   (W1/b1 larger: a step of h moves some hidden units across the ReLU kink,"

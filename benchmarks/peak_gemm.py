@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
+import harness
+
 
 def best_seconds(fn, min_reps=3, budget=0.6):
-    fn()  # warm up: page in, thread start-up, kernel selection
-    best, reps, t_end = float("inf"), 0, time.perf_counter() + budget
-    while reps < min_reps or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-        reps += 1
-    return best
+    """The least disturbed of several timed calls, after an untimed one."""
+    return min(harness.seconds(fn, min_reps, budget, warm=True)[0])
 
 
 def peak(dtype=np.float32):
@@ -73,11 +68,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    with threadpool_limits(limits=args.threads, user_api="blas"):
-        info = [(i["internal_api"], i["num_threads"], i.get("architecture"), i.get("version"))
-                for i in threadpool_info() if i["user_api"] == "blas"]
+    with harness.limit_blas(args.threads):
+        info = harness.blas_info()
         rates = peak()
         per_shape = shapes()
     result = {"threads": args.threads, "blas": info, "peak_gflops_by_n": rates,

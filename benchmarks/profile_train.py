@@ -13,17 +13,10 @@ from __future__ import annotations
 import argparse
 import pstats
 import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import bench_data  # noqa: E402
-from train_speed import STAGE, write_params  # noqa: E402
+import harness
 
 
 def main(argv=None) -> int:
@@ -33,24 +26,23 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--out", type=Path, help="also keep the raw profile here (for snakeviz, pstats)")
     args = ap.parse_args(argv)
-    if not STAGE.is_file():
-        sys.exit(f"{STAGE} does not exist yet")
+    if not harness.STAGE.is_file():
+        sys.exit(f"{harness.STAGE} does not exist yet")
 
-    work = Path(tempfile.mkdtemp(prefix="zerodl-prof-"))
-    try:
-        desc = bench_data.prepare(work, args.data)
-        write_params(work, args.iters, 0, None, "synthetic" if desc.startswith("SYNTHETIC") else "fashion-mnist")
+    for line in harness.machine_lines():
+        print(line)
+    with harness.scratch("zerodl-prof-") as work:
+        desc, source = harness.prepare(work, args.data)
+        harness.write_params(work, args.iters, 0, None, source)
         prof = work / "train.prof"
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), str(STAGE)], cwd=work, check=True)
-        print(f"{desc}\nstages/train.py under cProfile: {time.perf_counter() - t0:.2f} s wall\n")
+        run = harness.run_measured("stages/train.py under cProfile",
+                                   [sys.executable, "-m", "cProfile", "-o", str(prof), str(harness.STAGE)], work)
+        print(f"{desc}\nstages/train.py under cProfile: {run.wall:.2f} s wall\n")
         st = pstats.Stats(str(prof))
         st.strip_dirs().sort_stats("tottime").print_stats(args.top)
         st.sort_stats("cumulative").print_stats(args.top)
         if args.out:
             shutil.copy(prof, args.out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -10,7 +10,8 @@ Relu, the first layer's input gradient, softmax then log(y + 1e-7)).
 
     python textbook_loop.py WORKDIR [--iters N] [--threads K] [--out result.json]
 
-WORKDIR holds data/prepared/*.npy (see bench_data.py).
+WORKDIR holds data/prepared/*.npy (see harness.prepare). The loop is the book's
+own; harness.py gives it only its command line, the data files and the result file.
 """
 from __future__ import annotations
 
@@ -18,12 +19,11 @@ import time
 
 T_START = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
 from collections import OrderedDict  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+import harness  # noqa: E402
 
 
 # ---- ch. 3-4 functions ---------------------------------------------------------------
@@ -139,34 +139,16 @@ class TwoLayerNet:
 
 # ---- ch. 5 training loop (train_neuralnet.py) ----------------------------------------
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("workdir", type=Path)
-    ap.add_argument("--iters", type=int, default=10000)
-    ap.add_argument("--batch-size", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--hidden", type=int, default=50)
-    ap.add_argument("--weight-init-std", type=float, default=0.01)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=0, help="BLAS threads via threadpoolctl; 0 = numpy's default")
+    ap = harness.contender_parser(__doc__, threads=0, threads_help="BLAS threads via threadpoolctl; 0 = numpy's default")
     ap.add_argument("--no-loss-record", action="store_true",
                     help="skip the book's network.loss(...) after each update (an extra forward pass); "
                          "for measuring what it costs, not the default")
-    ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
 
-    limiter = None
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-        limiter = threadpool_limits(limits=args.threads, user_api="blas")
-    try:
-        from threadpoolctl import threadpool_info
-        blas = [(i["internal_api"], i["num_threads"], i.get("architecture")) for i in threadpool_info()]
-    except ImportError:
-        blas = "threadpoolctl not installed"
+    limiter = harness.limit_blas(args.threads)
+    blas = harness.blas_info()
 
-    d = args.workdir / "data" / "prepared"
-    x_train, t_train = np.load(d / "x_train.npy"), np.load(d / "t_train.npy")
-    x_test, t_test = np.load(d / "x_test.npy"), np.load(d / "t_test.npy")
+    (x_train, t_train), (x_test, t_test) = harness.load_prepared(args.workdir)
 
     np.random.seed(args.seed)
     network = TwoLayerNet(input_size=x_train.shape[1], hidden_size=args.hidden, output_size=10,
@@ -201,8 +183,7 @@ def main(argv=None):
     # last update are scored on the test set too (outside the loop time, inside the
     # process time).
     final_test = float(network.accuracy(x_test, t_test))
-    if limiter is not None:
-        limiter.restore_original_limits()
+    limiter.restore_original_limits()
 
     result = {
         "name": "textbook",
@@ -218,21 +199,8 @@ def main(argv=None):
         "threads": args.threads or "numpy default",
         "loss_record": not args.no_loss_record,
         "dtype": str(network.params["W1"].dtype),
-        "vm_hwm_kb": _vm_hwm_kb(),
     }
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
-
-
-def _vm_hwm_kb():
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    harness.write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ backprop does; it skips the input gradient of the first layer, as an optimal
 implementation does (the data does not require grad).
 
     python torch_loop.py WORKDIR [--iters N] [--threads 2] [--out result.json]
+
+WORKDIR holds data/prepared/*.npy (see harness.prepare); harness.py gives this
+loop only its command line, the data files and the result file.
 """
 from __future__ import annotations
 
@@ -16,16 +19,14 @@ import time
 
 T_START = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 T_IMPORTED = time.perf_counter()
+
+import harness  # noqa: E402
 
 
 def make_net(input_size, hidden_size, output_size, weight_init_std):
@@ -44,30 +45,19 @@ def accuracy(net, x, t):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("workdir", type=Path)
-    ap.add_argument("--iters", type=int, default=10000)
-    ap.add_argument("--batch-size", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--hidden", type=int, default=50)
-    ap.add_argument("--weight-init-std", type=float, default=0.01)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = harness.contender_parser(__doc__, threads=2)
     ap.add_argument("--optim", choices=("manual", "torch"), default="manual",
                     help="manual: p -= lr * p.grad under no_grad (the PyTorch tutorial's way); "
                          "torch: torch.optim.SGD (same math; its first construction imports "
                          "torch._dynamo, ~1 s)")
-    ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    d = args.workdir / "data" / "prepared"
-    x_train = torch.from_numpy(np.load(d / "x_train.npy"))
-    t_train = torch.from_numpy(np.load(d / "t_train.npy").astype(np.int64))
-    x_test = torch.from_numpy(np.load(d / "x_test.npy"))
-    t_test = torch.from_numpy(np.load(d / "t_test.npy").astype(np.int64))
+    (x_train, t_train), (x_test, t_test) = harness.load_prepared(args.workdir)
+    x_train, x_test = torch.from_numpy(x_train), torch.from_numpy(x_test)
+    t_train, t_test = torch.from_numpy(t_train.astype(np.int64)), torch.from_numpy(t_test.astype(np.int64))
     assert x_train.dtype == torch.float32
 
     net = make_net(x_train.shape[1], args.hidden, 10, args.weight_init_std)
@@ -118,21 +108,8 @@ def main(argv=None):
         "blas": "MKL" if torch.backends.mkl.is_available() else "?",
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "dtype": str(net[0].weight.dtype),
-        "vm_hwm_kb": _vm_hwm_kb(),
     }
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
-
-
-def _vm_hwm_kb():
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    harness.write_result(result, args.out)
 
 
 if __name__ == "__main__":

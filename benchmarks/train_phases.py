@@ -25,24 +25,20 @@ with no element-wise work at all, and how much of it is those GEMMs.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
-import bench_data  # noqa: E402
+import harness  # noqa: E402
 import zerodl.train as train_mod  # noqa: E402
 from zerodl import worker  # noqa: E402
 from zerodl.io import load_split  # noqa: E402
-from zerodl.net import BatchGradient, TwoLayerNet  # noqa: E402
+from zerodl.fused import BatchGradient  # noqa: E402
+from zerodl.net import TwoLayerNet  # noqa: E402
 from zerodl.optim import make_optimizer  # noqa: E402
 
 ROWS = ["gradient", "update", "batch", "waiting", "last", "gather", "score", "gemms"]
@@ -65,7 +61,7 @@ def instrument(clock) -> None:
     BatchGradient.__call__ = timed(BatchGradient.__call__, clock, "gradient")
     worker.Helper.batch = timed(worker.Helper.batch, clock, "batch")
     worker.Helper._fill = timed(worker.Helper._fill, clock, "gather")
-    train_mod._scores = timed(train_mod._scores, clock, "last")
+    worker.score = timed(worker.score, clock, "last")  # the last scoring, by Helper.submit(last=True)
     receive = worker.Helper._receive
 
     def _receive(self):
@@ -76,7 +72,7 @@ def instrument(clock) -> None:
             clock[ROWS.index("waiting")] += time.perf_counter() - t0
 
     worker.Helper._receive = _receive
-    scoring = worker._scoring
+    scoring = worker.scoring
 
     def _scoring(net, sets):  # a generator: time each step the helper takes of it
         steps = scoring(net, sets)
@@ -90,7 +86,7 @@ def instrument(clock) -> None:
             clock[ROWS.index("score")] += time.perf_counter() - t0
             yield
 
-    worker._scoring = _scoring
+    worker.scoring = _scoring
 
 
 def gemms_only(clock):
@@ -132,33 +128,34 @@ def main(argv=None) -> int:
     if not worker.available():
         sys.exit("the helper needs Linux and two cores; this machine has neither")
 
-    work = Path(tempfile.mkdtemp(prefix="zerodl-phases-"))
-    try:
-        print(bench_data.prepare(work, args.data))
+    for line in harness.machine_lines():
+        print(line)
+    with harness.scratch("zerodl-phases-") as work:
+        print(harness.prepare(work, args.data)[0])
         prepared = work / "data" / "prepared"
         data = [load_split(prepared, split, mmap=True) for split in ("train", "test")]
         clock = worker._shared((len(ROWS),), np.float64)  # the helper adds into it too
         instrument(clock)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with harness.limit_blas(1):
             real = [run(data, args.iters, clock) for _ in range(args.repeat)]
             real_gradient = BatchGradient.__call__
             BatchGradient.__call__ = gemms_only(clock)
             floor = [run(data, args.iters, clock, lr=0.0) for _ in range(args.repeat)]
             BatchGradient.__call__ = real_gradient
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+    def line(label, values):
+        return harness.row(label, [f"{v:.3f}" for v in values], 9, 28, sep="")
 
     print(f"\n{args.iters} iterations, 1 BLAS thread, helper on; seconds per run ({args.repeat} runs)")
-    print(f"{'':28s}" + "".join(f"{f'run {i + 1}':>9s}" for i in range(args.repeat)))
-    print(f"{'training loop (wall)':28s}" + "".join(f"{s:9.3f}" for s, _ in real))
+    print(harness.row("", [f"run {i + 1}" for i in range(args.repeat)], 9, 28, sep=""))
+    print(line("training loop (wall)", [s for s, _ in real]))
     for group, rows in (("training process", ROWS[:5]), ("helper process", ROWS[5:7])):
         for row in rows:
             k = ROWS.index(row)
-            print(f"  {group if row == rows[0] else '':17s}{row:9s}" + "".join(f"{c[k]:9.3f}" for _, c in real))
-    print(f"{'loop, two GEMMs only':28s}" + "".join(f"{s:9.3f}" for s, _ in floor))
+            print(line(f"  {group if row == rows[0] else '':17s}{row}", [c[k] for _, c in real]))
+    print(line("loop, two GEMMs only", [s for s, _ in floor]))
     for row, label in (("gemms", "  of which the GEMMs"), ("waiting", "  waiting for the helper")):
-        k = ROWS.index(row)
-        print(f"{label:28s}" + "".join(f"{c[k]:9.3f}" for _, c in floor))
+        print(line(label, [c[ROWS.index(row)] for _, c in floor]))
     per_iter = min(c[0] for _, c in real) / args.iters * 1e6
     gemms = min(c[ROWS.index("gemms")] for _, c in floor) / args.iters * 1e6
     print(f"\ngradient: {per_iter:.0f} us per iteration; its two big GEMMs alone in the loop: {gemms:.0f} us (best runs)")

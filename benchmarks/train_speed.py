@@ -26,35 +26,54 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import math
 import os
-import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-STAGE = ROOT / "stages" / "train.py"
-PARAMS = ROOT / "params.yaml"
+import harness
+from harness import BATCH, HIDDEN, INPUT, N_TEST, N_TRAIN, OUTPUT, STAGE, Run, check, row
 
-# The standard run (the book's train_neuralnet.py).
-INPUT, HIDDEN, OUTPUT = 784, 50, 10
-BATCH, LR, INIT_STD = 100, 0.1, 0.01
-N_TRAIN, N_TEST = 60000, 10000
+HERE = harness.HERE
 
 # Targets (issue 6).
 TARGET_VS_TEXTBOOK = 0.25
 TARGET_VS_TORCH = 0.5
 TARGET_VS_BOUND = 2.5
 TARGET_ACC_DROP = 0.005
+
+# The contenders besides zerodl: name, script, its options beyond --iters/--seed, what the row is.
+SCRIPTS = [
+    ("textbook", "textbook_loop.py", [], "book-style NumPy, float64 weights, numpy default threads"),
+    ("textbook1", "textbook_loop.py", ["--threads", "1"], "the same, limited to 1 BLAS thread (threadpoolctl)"),
+    ("pytorch", "torch_loop.py", ["--threads", "2"], "torch CPU, float32, torch.set_num_threads(2)"),
+    ("pytorch1", "torch_loop.py", ["--threads", "1"], "the same, torch.set_num_threads(1), for reference"),
+]
+WARM_MODULES = {  # imported once, untimed, before each timed run (see warm_up)
+    "zerodl": ["numpy", "yaml", "threadpoolctl", "zerodl", "zerodl.net", "zerodl.train", "zerodl.io",
+               "zerodl.params", "zerodl.optim", "zerodl.progress", "zerodl.entry"],
+    "textbook": ["numpy", "threadpoolctl"],
+    "pytorch": ["numpy", "torch", "torch.nn.functional"],
+}
+# The table's columns after the name, and their widths.
+WIDTHS = [18, 18, 10, 10, 6, 6, 6, 9, 9, 8]
+
+
+def threads(n: int) -> str:
+    return f"{n} thread{'s' if n > 1 else ''}"
+
+
+def min_median(values: list[float]) -> str:
+    """'min / median' of several runs, or the one value."""
+    if len(values) == 1:
+        return f"{values[0]:7.2f}"
+    return f"{min(values):7.2f} / {statistics.median(values):6.2f}"
 
 
 # ---------------------------------------------------------------------------- FLOPs
@@ -81,31 +100,7 @@ def flop_count(iters: int, batch: int = BATCH, n_train: int = N_TRAIN, n_test: i
     }
 
 
-# ---------------------------------------------------------------------------- processes
-@dataclass
-class Run:
-    wall: float
-    maxrss_kb: int
-    cpu: float          # the child's own user + system CPU seconds
-    sys_s: float        # of which system time (page faults of fresh memory show up here)
-    others: float       # CPU seconds the rest of the machine used meanwhile, in cores (0 = quiet)
-    rc: int
-    log: Path
-    result: dict = field(default_factory=dict)
-
-
-def busy_seconds() -> float | None:
-    """CPU seconds all CPUs have been busy since boot (/proc/stat; None if unreadable)."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = v[3] + (v[4] if len(v) > 4 else 0)          # idle + iowait
-    busy = sum(v[:8]) - idle                            # user nice system idle iowait irq softirq steal
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
+# ---------------------------------------------------------------------------- the runs
 def wait_quiet(limit: float, threshold: float = 0.1) -> float:
     """Wait (at most `limit` s) until the machine has been idle for 2 s; returns the seconds waited."""
     if limit <= 0:
@@ -113,9 +108,9 @@ def wait_quiet(limit: float, threshold: float = 0.1) -> float:
     t0 = time.perf_counter()
     quiet = 0
     while time.perf_counter() - t0 < limit:
-        b0 = busy_seconds()
+        b0 = harness.busy_seconds()
         time.sleep(1.0)
-        b1 = busy_seconds()
+        b1 = harness.busy_seconds()
         if b0 is None or b1 is None:
             return 0.0
         quiet = quiet + 1 if b1 - b0 < threshold else 0
@@ -124,22 +119,14 @@ def wait_quiet(limit: float, threshold: float = 0.1) -> float:
     return time.perf_counter() - t0
 
 
-WARM_MODULES = {
-    "zerodl": ["numpy", "yaml", "threadpoolctl", "zerodl", "zerodl.net", "zerodl.train", "zerodl.io",
-               "zerodl.params", "zerodl.optim", "zerodl.progress", "zerodl.entry"],
-    "textbook": ["numpy", "threadpoolctl"],
-    "pytorch": ["numpy", "torch", "torch.nn.functional"],
-}
-
-
 def warm_up(name: str, workdir: Path, env: dict) -> None:
-    """Untimed: import the contender's modules once and read the data files, so every
+    """Untimed: import the contender's modules once in a child and read the data files, so every
     contender starts from a warm page cache (this VM pages cold memory out, page cache
     included, and a cold `import torch` then takes 5-12 s instead of 1.5 s)."""
-    mods = WARM_MODULES.get(name.rstrip("1"), [])
-    if mods:
+    modules = WARM_MODULES.get(name.rstrip("1"), [])
+    if modules:
         code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)"
-        subprocess.run([sys.executable, "-c", code, *mods], cwd=workdir, env=env,
+        subprocess.run([sys.executable, "-c", code, *modules], cwd=workdir, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     for f in sorted((workdir / "data" / "prepared").glob("*")):
         with open(f, "rb") as fh:
@@ -147,124 +134,178 @@ def warm_up(name: str, workdir: Path, env: dict) -> None:
                 pass
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict, log: Path) -> Run:
-    """Run cmd to completion; wall time around it, and its own rusage from wait4."""
-    with open(log, "wb") as out:
-        b0 = busy_seconds()
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL)
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-        b1 = busy_seconds()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    cpu = ru.ru_utime + ru.ru_stime
-    others = float("nan") if b0 is None or b1 is None else max(b1 - b0 - cpu, 0.0) / wall
-    return Run(wall, ru.ru_maxrss, cpu, ru.ru_stime, others, p.returncode, log)
-
-
-def fail(run: Run, what: str):
-    text = run.log.read_text(errors="replace")[-3000:]
-    sys.exit(f"{what} failed (exit {run.rc}); its output:\n{text}")
-
-
-def write_params(workdir: Path, iters: int, seed: int, threads: int | None, source: str) -> dict:
-    import yaml
-
-    raw = yaml.safe_load(PARAMS.read_text()) if PARAMS.is_file() else {}
-    raw = raw or {}
-    raw["seed"] = seed
-    raw.setdefault("data", {})
-    if source == "fashion-mnist":
-        raw["data"]["source"] = "fashion-mnist"   # irrelevant to the train stage; for the record
-    raw.setdefault("model", {}).update(hidden_size=HIDDEN, weight_init_std=INIT_STD)
-    train = raw.setdefault("train", {})
-    train.update(iters=iters, batch_size=BATCH, learning_rate=LR, optimizer="sgd",
-                 gradient="backprop", dtype="float32")
-    if threads is not None:
-        train["threads"] = threads
-    (workdir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    return raw
-
-
 def run_zerodl(workdir: Path, env: dict, logdir: Path, tag: str) -> Run:
     for sub in ("model", "metrics", "plots"):
         shutil.rmtree(workdir / "data" / sub, ignore_errors=True)
-    run = run_measured([sys.executable, str(STAGE)], workdir, env, logdir / f"zerodl{tag}.log")
-    if run.rc != 0:
-        fail(run, "zerodl (stages/train.py)")
+    log = logdir / f"zerodl{tag}.log"
+    run = harness.run_measured("zerodl (stages/train.py)", [sys.executable, str(STAGE)], workdir, env, log)
     m = json.loads((workdir / "data" / "metrics" / "train.json").read_text())
     # train.json holds no time (DVC hashes it); the stage prints "... in 5.1 s: ...".
-    said = re.search(r" in ([0-9.]+) s:", (logdir / f"zerodl{tag}.log").read_text())
-    res = {"test_accuracy": m.get("test_accuracy"), "train_accuracy": m.get("train_accuracy"),
-           "loop_seconds": float(said.group(1)) if said else None, "raw": m}
+    said = re.search(r" in ([0-9.]+) s:", log.read_text())
+    run.result = {"test_accuracy": m.get("test_accuracy"), "train_accuracy": m.get("train_accuracy"),
+                  "loop_seconds": float(said.group(1)) if said else None, "raw": m}
     epochs = workdir / "data" / "plots" / "epochs.csv"
     if epochs.is_file():
         with open(epochs) as f:
-            res["evaluations"] = sum(1 for _ in csv.DictReader(f))
-    run.result = res
+            run.result["evaluations"] = sum(1 for _ in csv.DictReader(f))
     return run
 
 
-def run_script(name: str, script: str, workdir: Path, env: dict, logdir: Path, tag: str, extra: list[str]) -> Run:
-    out = logdir / f"{name}{tag}.json"
+def run_script(name: str, script: str, args: list[str], cwd: Path, env: dict, logdir: Path) -> Run:
+    """One of our scripts as a measured child; what it wrote to --out as run.result."""
+    out = logdir / f"{name}.json"
     out.unlink(missing_ok=True)
-    run = run_measured([sys.executable, str(HERE / script), str(workdir), "--out", str(out), *extra],
-                       workdir, env, logdir / f"{name}{tag}.log")
-    if run.rc != 0:
-        fail(run, name)
+    run = harness.run_measured(f"{name} ({script})", [sys.executable, str(HERE / script), *args, "--out", str(out)],
+                               cwd, env, logdir / f"{name}.log")
     run.result = json.loads(out.read_text())
     return run
 
 
-def peak_gemm(threads: int, env: dict, logdir: Path, tag: str = "") -> dict:
-    out = logdir / f"peak_gemm_{threads}{tag}.json"
-    run = run_measured([sys.executable, str(HERE / "peak_gemm.py"), "--threads", str(threads), "--out", str(out)],
-                       HERE, env, logdir / f"peak_gemm_{threads}{tag}.log")
-    if run.rc != 0:
-        fail(run, "peak_gemm.py")
-    return json.loads(out.read_text())
+def peak_gemm(n_threads: int, env: dict, logdir: Path, tag: str = "") -> dict:
+    return run_script(f"peak_gemm_{n_threads}{tag}", "peak_gemm.py", ["--threads", str(n_threads)],
+                      HERE, env, logdir).result
 
 
-# ---------------------------------------------------------------------------- report
-def describe_machine() -> list[str]:
-    lines = []
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    lines.append(f"machine     {cpu}, {os.cpu_count()} logical CPUs, Linux {platform.release()}, "
-                 f"python {platform.python_version()}")
-    import numpy as np
-    from threadpoolctl import threadpool_info
-
-    blas = [f"{i['internal_api']} {i.get('version')} kernel={i.get('architecture')} "
-            f"threads={i['num_threads']} ({Path(i['filepath']).name})"
-            for i in threadpool_info() if i["user_api"] == "blas"]
-    lines.append(f"numpy       {np.__version__}; BLAS: {'; '.join(blas) or 'none found'}")
-    try:
-        lines.append(f"torch       {metadata.version('torch')} (not imported by this process)")
-    except metadata.PackageNotFoundError:
-        lines.append("torch       NOT INSTALLED: `.venv/bin/pip install torch==2.13.0`; the PyTorch row is skipped")
-    knobs = {k: v for k, v in os.environ.items()
-             if k.startswith(("OPENBLAS", "GOTO", "OMP_", "MKL_", "BLIS", "KMP_"))}
-    lines.append("environment " + (", ".join(f"{k}={v}" for k, v in sorted(knobs.items())) or
-                                   "no OPENBLAS_*/OMP_*/MKL_* variables set")
-                 + " (the same environment is passed to every contender)")
-    load1 = os.getloadavg()[0]
-    lines.append(f"load        {load1:.2f} (1-min average before the run"
-                 + ("; other work is running: expect noise, use --repeat 3)" if load1 > 0.5 else ")"))
-    return lines
+def measure_peaks(args, env: dict, logs: Path) -> dict[int, dict]:
+    print("measuring the peak float32 GEMM rate (numpy matmul, n = 1024..3072, best of several) ...", flush=True)
+    peaks = {}
+    for t in sorted({1, os.cpu_count() or 1, args.bound_threads or 1}):
+        wait_quiet(args.wait_quiet)
+        peaks[t] = peak_gemm(t, env, logs)
+    for t, pk in peaks.items():
+        by_n = ", ".join(f"n={n}: {g:.1f}" for n, g in pk["peak_gflops_by_n"].items())
+        print(f"  {threads(t):9}: peak {pk['peak_gflops']:6.1f} GFLOP/s  ({by_n})")
+    if "OPENBLAS_CORETYPE" in env:
+        # A pinned kernel may leave the hardware's wider vector units idle, for the bound and
+        # every contender alike: say what OpenBLAS's own choice would reach (this one command only).
+        free = {k: v for k, v in env.items() if k != "OPENBLAS_CORETYPE"}
+        t = max(peaks)
+        wait_quiet(args.wait_quiet)
+        own = peak_gemm(t, free, logs, tag="_unpinned")
+        kernel = ", ".join(str(b[2]) for b in own["blas"]) or "?"
+        print(f"  note: this environment pins OpenBLAS's kernel (OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}); "
+              f"unpinned, OpenBLAS picks {kernel} here and peaks at {own['peak_gflops']:.1f} GFLOP/s at "
+              f"{threads(t)}. Everything below uses the environment as it is; "
+              f"`env -u OPENBLAS_CORETYPE` measures it all the other way.")
+    return peaks
 
 
-def fmt_s(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:7.2f}"
-    return f"{min(values):7.2f} / {statistics.median(values):6.2f}"
+def run_all(contenders: list, args, work: Path, env: dict) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {name: [] for name, _, _ in contenders}
+    for r in range(args.repeat):       # interleaved, so slow drift hits everyone alike
+        for name, _, fn in contenders:
+            warm_up(name, work, env)
+            waited = wait_quiet(args.wait_quiet)
+            print(f"running {name} ({r + 1}/{args.repeat}) ..." + (f" (waited {waited:.0f} s for quiet)"
+                                                                   if waited >= 3 else ""), end=" ", flush=True)
+            run = fn(f"_{r}")
+            runs[name].append(run)
+            noisy = "  <- other processes were busy: noisy" if run.others > 0.15 else ""
+            loop_s = run.result.get("loop_seconds")
+            print(f"{run.wall:.2f} s (loop {loop_s if loop_s is not None else float('nan'):.2f} s; CPU "
+                  f"{run.cpu:.1f} s; others {run.others:.2f} cores){noisy}", flush=True)
+    print()
+    return runs
+
+
+def bound_threads(args, runs: dict, zthreads: int) -> tuple[int, str]:
+    """The fair bound uses as many cores as zerodl keeps busy: its BLAS threads, or all the
+    machine's cores if it runs work in other threads too (CPU time > wall time)."""
+    zcores = statistics.median(r.cpu / r.wall for r in runs["zerodl"]) if runs.get("zerodl") else 1.0
+    if args.bound_threads:
+        return args.bound_threads, "--bound-threads"
+    if zcores > 1.15:
+        n = os.cpu_count() or 1
+        return n, (f"zerodl kept {zcores:.2f} cores busy on average (CPU time / wall time), more than one: "
+                   f"the bound gets all {n} cores too")
+    return zthreads, f"zerodl's train.threads, and it kept {zcores:.2f} cores busy on average"
+
+
+# ---------------------------------------------------------------------------- the report
+def print_table(contenders: list, runs: dict, repeat: int, fl: dict, peak: float, n_threads: int):
+    """The contenders' rows and the bound's; returns the best wall and loop times by name."""
+    stat = "min / median" if repeat > 1 else ""
+    print(row("", ["wall s " + stat, "loop s " + stat, "start-up s", "max RSS MB", "user s", "sys s", "others",
+                   "test acc", "train acc", "scorings"], WIDTHS, 10))
+    wall, loop = {}, {}
+    nan = float("nan")
+    for name, what, _ in contenders:
+        rs = runs[name]
+        walls = [r.wall for r in rs]
+        loops = [float(r.result.get("loop_seconds") or nan) for r in rs]
+        wall[name], loop[name] = min(walls), min(loops)
+        res = rs[0].result
+        accs = {r.result.get("test_accuracy") for r in rs}
+        best = min(rs, key=lambda r: r.wall)
+        print(row(name, [min_median(walls), min_median(loops),
+                         f"{statistics.median([w - lp for w, lp in zip(walls, loops)]):.2f}",
+                         f"{max(r.maxrss_kb for r in rs) / 1024:.0f}",
+                         f"{best.cpu - best.sys_s:.1f}", f"{best.sys_s:.1f}", f"{max(r.others for r in rs):.2f}",
+                         f"{res.get('test_accuracy', nan):.4f}", f"{res.get('train_accuracy', nan):.4f}",
+                         str(res.get("evaluations", "?"))], WIDTHS, 10)
+              + ("" if len(accs) == 1 else f"   (test acc varies: {sorted(accs)})"))
+    print(row("bound", [f"{fl['total'] / peak:.2f}", f"{fl['train'] / peak + fl['eval'] / peak:.2f}"], 18, 10)
+          + f"   {fl['total'] / 1e9:.1f} GFLOP / {peak / 1e9:.1f} GFLOP/s ({threads(n_threads)})")
+    for name, what, _ in contenders:
+        print(f"  {name:9} {what}")
+    if "pytorch" in runs or "pytorch1" in runs:
+        pt = runs["pytorch" if "pytorch" in runs else "pytorch1"][0].result
+        print(f"  (pytorch: import torch took {pt.get('import_torch_seconds', nan):.2f} s of its start-up; "
+              f"{pt.get('blas')}, CPU capability {pt.get('cpu_capability')})")
+    print("  start-up = wall - loop: interpreter, imports, loading the .npy files, net set-up, writing results"
+          " (textbook/pytorch also score the final weights on the test set after the loop).")
+    print("  user s / sys s = the process's CPU time (of the fastest repeat; user above wall: more than one core"
+          " busy; sys is mostly page faults of fresh memory, slow on this VM); others = CPU the rest of the"
+          " machine used during the run, in cores (worst repeat; > 0.15 means the timing is disturbed).")
+    return wall, loop
+
+
+def print_flops(iters: int, fl: dict, peaks: dict, n_threads: int, why: str) -> None:
+    peak = peaks[n_threads]["peak_gflops"] * 1e9
+    print()
+    print("FLOP count (GEMMs; a multiply-add counts 2):")
+    print(f"  per iteration  {fl['per_iter'] / 1e6:.2f} MFLOP: x@W1, z1@W2 forward; dW1, dW2, dz1 backward. "
+          f"NOT counted: the first layer's input gradient da1@W1.T ({fl['dx_per_iter'] / 1e6:.2f} MFLOP), "
+          f"which an optimal implementation skips (with it: {fl['per_iter_with_dx'] / 1e6:.2f} MFLOP)")
+    print(f"  training       {iters} x {fl['per_iter'] / 1e6:.2f} MFLOP = {fl['train'] / 1e9:.1f} GFLOP")
+    print(f"  scoring        {fl['evals']} x forward on {N_TRAIN + N_TEST:,} samples "
+          f"({fl['per_eval'] / 1e9:.2f} GFLOP each) = {fl['eval'] / 1e9:.1f} GFLOP")
+    print(f"  total          {fl['total'] / 1e9:.1f} GFLOP  (element-wise work, ~{fl['elementwise_per_iter'] / 1e3:.0f} "
+          f"kFLOP per iteration, is not counted)")
+    print(f"  lower bound    {fl['total'] / 1e9:.1f} GFLOP / {peak / 1e9:.1f} GFLOP/s = {fl['total'] / peak:.2f} s "
+          f"(peak float32 GEMM at {threads(n_threads)})")
+    print(f"                 why {n_threads}: {why}")
+    print("                 " + "; ".join(f"at {threads(t)}: {fl['total'] / (pk['peak_gflops'] * 1e9):.2f} s"
+                                       for t, pk in sorted(peaks.items())))
+    shp = peaks[n_threads]["shapes"]
+    it_s = sum(v["seconds"] for k, v in shp.items() if not k.startswith(("(", "eval")))
+    ev_rate = shp[next(k for k in shp if k.startswith("eval"))]["gflops"] * 1e9
+    print(f"  at the real shapes (each GEMM timed alone, {n_threads} BLAS thread{'s' if n_threads > 1 else ''}):"
+          f" {it_s * 1e6:.0f} us of GEMMs per iteration, scoring at {ev_rate / 1e9:.0f} GFLOP/s -> "
+          f"{iters * it_s + fl['eval'] / ev_rate:.2f} s of pure GEMM for the whole run")
+
+
+def print_targets(runs: dict, wall: dict, loop: dict, bound: float) -> None:
+    print("zerodl against the targets (whole-process wall time, best of the repeats):")
+    z = wall["zerodl"]
+    for name, target in (("textbook", TARGET_VS_TEXTBOOK), ("textbook1", None),
+                         ("pytorch", TARGET_VS_TORCH), ("pytorch1", None)):
+        if name in runs:
+            r, lr = z / wall[name], loop["zerodl"] / loop[name]
+            label = f"zerodl / {name.rstrip('1')}" + (" at 1 thread" if name.endswith("1") else "")
+            if target is None:
+                print(check(label, f"{r:.3f}  (for reference; loop only {lr:.3f})"))
+            else:
+                print(check(label, f"{r:.3f}  (target <= {target}; loop only {lr:.3f})", r <= target))
+    r = z / bound
+    print(check("zerodl / lower bound", f"{r:.2f}  (target <= {TARGET_VS_BOUND}; loop only {loop['zerodl'] / bound:.2f})",
+                r <= TARGET_VS_BOUND))
+    tb = "textbook" if "textbook" in runs else ("textbook1" if "textbook1" in runs else None)
+    if tb:
+        za = runs["zerodl"][0].result["test_accuracy"]
+        ta = runs[tb][0].result["test_accuracy"]
+        print(check("test accuracy zerodl - textbook", f"{za - ta:+.4f}  ({za:.4f} vs {ta:.4f}; "
+                    f"target >= -{TARGET_ACC_DROP})", za >= ta - TARGET_ACC_DROP))
 
 
 def main(argv=None) -> int:
@@ -289,221 +330,60 @@ def main(argv=None) -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
     print("== zerodl training speed: TwoLayerNet 784-50-10, batch 100, lr 0.1, init std 0.01, SGD ==")
-    for line in describe_machine():
-        print(line)
-
-    has_torch = True
     try:
-        metadata.version("torch")
+        torch_line = f"torch       {metadata.version('torch')} (not imported by this process)"
     except metadata.PackageNotFoundError:
-        has_torch = False
-    if not has_torch:
+        torch_line = "torch       NOT INSTALLED: `.venv/bin/pip install torch==2.13.0`; the PyTorch row is skipped"
         skip.add("pytorch")
+    for line in harness.machine_lines(torch_line, env_note=" (the same environment is passed to every contender)"):
+        print(line)
+    if "pytorch" in skip:
+        skip.add("pytorch1")        # the reference row goes with its contender
     if not STAGE.is_file():
         print(f"NOTE: {STAGE} does not exist yet: the zerodl row is skipped")
         skip.add("zerodl")
 
-    work = Path(tempfile.mkdtemp(prefix="zerodl-bench-"))
-    logs = work / "logs"
-    logs.mkdir()
     env = dict(os.environ)
-    try:
+    with harness.scratch("zerodl-bench-", keep=args.keep) as work:
+        logs = work / "logs"
+        logs.mkdir()
         t0 = time.perf_counter()
-        sys.path.insert(0, str(HERE))
-        import bench_data
-
-        desc = bench_data.prepare(work, args.data)
+        desc, source = harness.prepare(work, args.data)
         print(f"data        {desc}")
         print(f"            prepared in {time.perf_counter() - t0:.1f} s into {work}/data/prepared "
-              f"(IDX decoded by {bench_data.IDX_READER})")
-        synthetic = desc.startswith("SYNTHETIC")
-        raw = write_params(work, args.iters, args.seed, args.zerodl_threads,
-                           "synthetic" if synthetic else "fashion-mnist")
+              f"(IDX decoded by {harness.idx_reader()[1]})")
+        raw = harness.write_params(work, args.iters, args.seed, args.zerodl_threads, source)
         zthreads = int(raw.get("train", {}).get("threads", 1))
         print(f"iterations  {args.iters} ({math.ceil(args.iters / (N_TRAIN // BATCH))} scorings of the whole "
               f"train+test sets), repeat {args.repeat}, seed {args.seed}")
         print()
 
-        # -- peak GEMM rate -------------------------------------------------------
-        print("measuring the peak float32 GEMM rate (numpy matmul, n = 1024..3072, best of several) ...", flush=True)
-        peaks = {}
-        for t in sorted({1, os.cpu_count() or 1, args.bound_threads or 1}):
-            wait_quiet(args.wait_quiet)
-            peaks[t] = peak_gemm(t, env, logs)
-        for t, pk in peaks.items():
-            by_n = ", ".join(f"n={n}: {g:.1f}" for n, g in pk["peak_gflops_by_n"].items())
-            print(f"  {t} thread{'s' if t > 1 else ' '}: peak {pk['peak_gflops']:6.1f} GFLOP/s  ({by_n})")
-        if "OPENBLAS_CORETYPE" in env:
-            # A pinned kernel may leave the hardware's wider vector units idle, for the bound and
-            # every contender alike: say what OpenBLAS's own choice would reach.
-            free = {k: v for k, v in env.items() if k != "OPENBLAS_CORETYPE"}
-            t = max(peaks)
-            wait_quiet(args.wait_quiet)
-            own = peak_gemm(t, free, logs, tag="_unpinned")
-            kernel = ", ".join(str(b[2]) for b in own["blas"]) or "?"
-            print(f"  note: this environment pins OpenBLAS's kernel (OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}); "
-                  f"unpinned, OpenBLAS picks {kernel} here and peaks at {own['peak_gflops']:.1f} GFLOP/s at "
-                  f"{t} thread{'s' if t > 1 else ''}. Everything below uses the environment as it is; "
-                  f"`env -u OPENBLAS_CORETYPE` measures it all the other way.")
-
-        # -- contenders -------------------------------------------------------------
+        peaks = measure_peaks(args, env, logs)
         contenders = []
         if "zerodl" not in skip:
             contenders.append(("zerodl", f"stages/train.py, float32, {zthreads} BLAS thread(s)",
                                lambda tag: run_zerodl(work, env, logs, tag)))
-        if "textbook" not in skip:
-            contenders.append(("textbook", "book-style NumPy, float64 weights, numpy default threads",
-                               lambda tag: run_script("textbook", "textbook_loop.py", work, env, logs, tag,
-                                                      ["--iters", str(args.iters), "--seed", str(args.seed)])))
-        if "textbook1" not in skip:
-            contenders.append(("textbook1", "the same, limited to 1 BLAS thread (threadpoolctl)",
-                               lambda tag: run_script("textbook1", "textbook_loop.py", work, env, logs, tag,
-                                                      ["--iters", str(args.iters), "--seed", str(args.seed),
-                                                       "--threads", "1"])))
-        if "pytorch" not in skip:
-            contenders.append(("pytorch", "torch CPU, float32, torch.set_num_threads(2)",
-                               lambda tag: run_script("pytorch", "torch_loop.py", work, env, logs, tag,
-                                                      ["--iters", str(args.iters), "--seed", str(args.seed),
-                                                       "--threads", "2"])))
-        if "pytorch1" not in skip and "pytorch" not in skip:
-            contenders.append(("pytorch1", "the same, torch.set_num_threads(1), for reference",
-                               lambda tag: run_script("pytorch1", "torch_loop.py", work, env, logs, tag,
-                                                      ["--iters", str(args.iters), "--seed", str(args.seed),
-                                                       "--threads", "1"])))
-        runs: dict[str, list[Run]] = {name: [] for name, _, _ in contenders}
-        for r in range(args.repeat):       # interleaved, so slow drift hits everyone alike
-            for name, _, fn in contenders:
-                warm_up(name, work, env)
-                waited = wait_quiet(args.wait_quiet)
-                print(f"running {name} ({r + 1}/{args.repeat}) ..." + (f" (waited {waited:.0f} s for quiet)"
-                                                                       if waited >= 3 else ""), end=" ", flush=True)
-                run = fn(f"_{r}")
-                runs[name].append(run)
-                noisy = "  <- other processes were busy: noisy" if run.others > 0.15 else ""
-                loop_s = run.result.get("loop_seconds")
-                print(f"{run.wall:.2f} s (loop {loop_s if loop_s is not None else float('nan'):.2f} s; CPU "
-                      f"{run.cpu:.1f} s; others {run.others:.2f} cores){noisy}", flush=True)
-        print()
+        for name, script, extra, what in SCRIPTS:
+            if name not in skip:
+                opts = ["--iters", str(args.iters), "--seed", str(args.seed), *extra]
+                contenders.append((name, what, lambda tag, name=name, script=script, opts=opts:
+                                   run_script(name + tag, script, [str(work), *opts], work, env, logs)))
+        runs = run_all(contenders, args, work, env)
 
-        # -- table --------------------------------------------------------------------
         fl = flop_count(args.iters)
-        # The fair bound uses as many cores as zerodl keeps busy: its BLAS threads, or all
-        # the machine's cores if it runs work in other threads too (CPU time > wall time).
-        zcores = (statistics.median(r.cpu / r.wall for r in runs["zerodl"]) if runs.get("zerodl") else 1.0)
-        if args.bound_threads:
-            bound_threads, why = args.bound_threads, "--bound-threads"
-        elif zcores > 1.15:
-            bound_threads = os.cpu_count() or 1
-            why = (f"zerodl kept {zcores:.2f} cores busy on average (CPU time / wall time), more than one: "
-                   f"the bound gets all {bound_threads} cores too")
-        else:
-            bound_threads = zthreads
-            why = f"zerodl's train.threads, and it kept {zcores:.2f} cores busy on average"
-        if bound_threads not in peaks:
-            peaks[bound_threads] = peak_gemm(bound_threads, env, logs)
-        peak = peaks[bound_threads]["peak_gflops"] * 1e9
-        bound = fl["total"] / peak
-        stat = "min / median" if args.repeat > 1 else ""
-        print(f"{'':10} {'wall s ' + stat:>18} {'loop s ' + stat:>18} {'start-up s':>10} {'max RSS MB':>10} "
-              f"{'user s':>6} {'sys s':>6} {'others':>6} {'test acc':>9} {'train acc':>9} {'scorings':>8}")
-        wall, loop = {}, {}
-        for name, what, _ in contenders:
-            rs = runs[name]
-            walls = [r.wall for r in rs]
-            loops = [float(r.result.get("loop_seconds") or float("nan")) for r in rs]
-            wall[name], loop[name] = min(walls), min(loops)
-            res = rs[0].result
-            accs = {r.result.get("test_accuracy") for r in rs}
-            start = statistics.median([w - l for w, l in zip(walls, loops)])
-            rss = max(r.maxrss_kb for r in rs) / 1024
-            best = min(rs, key=lambda r: r.wall)
-            others = max(r.others for r in rs)
-            print(f"{name:10} {fmt_s(walls):>18} {fmt_s(loops):>18} {start:10.2f} {rss:10.0f} "
-                  f"{best.cpu - best.sys_s:6.1f} {best.sys_s:6.1f} {others:6.2f} "
-                  f"{res.get('test_accuracy', float('nan')):9.4f} {res.get('train_accuracy', float('nan')):9.4f} "
-                  f"{str(res.get('evaluations', '?')):>8}"
-                  + ("" if len(accs) == 1 else f"   (test acc varies: {sorted(accs)})"))
-        print(f"{'bound':10} {bound:18.2f} {fl['train'] / peak + fl['eval'] / peak:18.2f}"
-              f"   {fl['total'] / 1e9:.1f} GFLOP / {peak / 1e9:.1f} GFLOP/s ({bound_threads} thread"
-              f"{'s' if bound_threads > 1 else ''})")
-        for name, what, _ in contenders:
-            print(f"  {name:9} {what}")
-        if "pytorch" in runs or "pytorch1" in runs:
-            pt = runs["pytorch" if "pytorch" in runs else "pytorch1"][0].result
-            print(f"  (pytorch: import torch took {pt.get('import_torch_seconds', float('nan')):.2f} s of its start-up; "
-                  f"{pt.get('blas')}, CPU capability {pt.get('cpu_capability')})")
-        print("  start-up = wall - loop: interpreter, imports, loading the .npy files, net set-up, writing results"
-              " (textbook/pytorch also score the final weights on the test set after the loop).")
-        print("  user s / sys s = the process's CPU time (of the fastest repeat; user above wall: more than one core"
-              " busy; sys is mostly page faults of fresh memory, slow on this VM); others = CPU the rest of the"
-              " machine used during the run, in cores (worst repeat; > 0.15 means the timing is disturbed).")
-
-        # -- FLOPs ----------------------------------------------------------------------
-        print()
-        print("FLOP count (GEMMs; a multiply-add counts 2):")
-        print(f"  per iteration  {fl['per_iter'] / 1e6:.2f} MFLOP: x@W1, z1@W2 forward; dW1, dW2, dz1 backward. "
-              f"NOT counted: the first layer's input gradient da1@W1.T ({fl['dx_per_iter'] / 1e6:.2f} MFLOP), "
-              f"which an optimal implementation skips (with it: {fl['per_iter_with_dx'] / 1e6:.2f} MFLOP)")
-        print(f"  training       {args.iters} x {fl['per_iter'] / 1e6:.2f} MFLOP = {fl['train'] / 1e9:.1f} GFLOP")
-        print(f"  scoring        {fl['evals']} x forward on {N_TRAIN + N_TEST:,} samples "
-              f"({fl['per_eval'] / 1e9:.2f} GFLOP each) = {fl['eval'] / 1e9:.1f} GFLOP")
-        print(f"  total          {fl['total'] / 1e9:.1f} GFLOP  (element-wise work, ~{fl['elementwise_per_iter'] / 1e3:.0f} "
-              f"kFLOP per iteration, is not counted)")
-        print(f"  lower bound    {fl['total'] / 1e9:.1f} GFLOP / {peak / 1e9:.1f} GFLOP/s = {bound:.2f} s "
-              f"(peak float32 GEMM at {bound_threads} thread{'s' if bound_threads > 1 else ''})")
-        print(f"                 why {bound_threads}: {why}")
-        print("                 " + "; ".join(f"at {t} thread{'s' if t > 1 else ''}: {fl['total'] / (pk['peak_gflops'] * 1e9):.2f} s"
-                                       for t, pk in sorted(peaks.items())))
-        shp = peaks[bound_threads]["shapes"]
-        it_s = sum(v["seconds"] for k, v in shp.items() if not k.startswith(("(", "eval")))
-        ev_key = next(k for k in shp if k.startswith("eval"))
-        ev_rate = shp[ev_key]["gflops"] * 1e9
-        gemm_only = args.iters * it_s + fl["eval"] / ev_rate
-        print(f"  at the real shapes (each GEMM timed alone, {bound_threads} BLAS thread{'s' if bound_threads > 1 else ''}):"
-              f" {it_s * 1e6:.0f} us of GEMMs per "
-              f"iteration, scoring at {ev_rate / 1e9:.0f} GFLOP/s -> {gemm_only:.2f} s of pure GEMM for the whole run")
-
-        # -- ratios and targets -------------------------------------------------------------
+        n_threads, why = bound_threads(args, runs, zthreads)
+        if n_threads not in peaks:
+            peaks[n_threads] = peak_gemm(n_threads, env, logs)
+        peak = peaks[n_threads]["peak_gflops"] * 1e9
+        wall, loop = print_table(contenders, runs, args.repeat, fl, peak, n_threads)
+        print_flops(args.iters, fl, peaks, n_threads, why)
         print()
         if "zerodl" in runs:
-            print("zerodl against the targets (whole-process wall time, best of the repeats):")
-
-            def check(label, ok, text):
-                print(f"  {label:34} {text:48} {'PASS' if ok else 'FAIL'}")
-
-            z = wall["zerodl"]
-            if "textbook" in runs:
-                r = z / wall["textbook"]
-                check("zerodl / textbook", r <= TARGET_VS_TEXTBOOK,
-                      f"{r:.3f}  (target <= {TARGET_VS_TEXTBOOK}; loop only {loop['zerodl'] / loop['textbook']:.3f})")
-            if "textbook1" in runs:
-                r = z / wall["textbook1"]
-                print(f"  {'zerodl / textbook at 1 thread':34} {r:.3f}  (for reference; loop only "
-                      f"{loop['zerodl'] / loop['textbook1']:.3f})")
-            if "pytorch" in runs:
-                r = z / wall["pytorch"]
-                check("zerodl / pytorch", r <= TARGET_VS_TORCH,
-                      f"{r:.3f}  (target <= {TARGET_VS_TORCH}; loop only {loop['zerodl'] / loop['pytorch']:.3f})")
-            if "pytorch1" in runs:
-                r = z / wall["pytorch1"]
-                print(f"  {'zerodl / pytorch at 1 thread':34} {r:.3f}  (for reference; loop only "
-                      f"{loop['zerodl'] / loop['pytorch1']:.3f})")
-            r = z / bound
-            check("zerodl / lower bound", r <= TARGET_VS_BOUND,
-                  f"{r:.2f}  (target <= {TARGET_VS_BOUND}; loop only {loop['zerodl'] / bound:.2f})")
-            tb = "textbook" if "textbook" in runs else ("textbook1" if "textbook1" in runs else None)
-            if tb:
-                za = runs["zerodl"][0].result["test_accuracy"]
-                ta = runs[tb][0].result["test_accuracy"]
-                check("test accuracy zerodl - textbook", za >= ta - TARGET_ACC_DROP,
-                      f"{za - ta:+.4f}  ({za:.4f} vs {ta:.4f}; target >= -{TARGET_ACC_DROP})")
-        if synthetic:
+            print_targets(runs, wall, loop, fl["total"] / peak)
+        if source == "synthetic":
             print("NOTE: these figures are on SYNTHETIC data (see 'data' above).")
         if args.keep:
             print(f"kept {work}")
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

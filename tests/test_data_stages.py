@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,178 @@ def test_replace_dir_refuses_a_file_in_the_way(tmp_path):
     with pytest.raises(DataError, match=r"out: is a file, expected a folder of outputs$"):
         with replace_dir(tmp_path / "out"):
             pass
+
+
+# --- SIGKILL at any point of installing the outputs, then a rerun -------------------------------
+
+# Runs a stage and SIGKILLs it at POINT of installing its folder of outputs. The
+# points after `writing` are those of the swap: one exchange where Linux has it,
+# else two renames (forced here by having no exchange).
+KILL = r"""
+import os, runpy, signal, sys
+import zerodl.atomic as atomic
+
+point, stage, writing = sys.argv[1:4]
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+real_stage, real_exchange, real_rename = atomic._stage, atomic._exchange, os.rename
+
+def stage_(target, folder):
+    temp = real_stage(target, folder)
+    if point == "writing" and target.name == writing:
+        die()  # the new folder and one of its files half made
+    return temp
+
+def exchange(a, b):
+    if point == "before-exchange":
+        die()
+    assert real_exchange(a, b), "renameat2 exchange failed"
+    die()
+
+def rename(src, dst):
+    real_rename(src, dst)
+    done = {"old-moved-away": os.fspath(dst).endswith(".old"), "new-moved-in": os.fspath(src).endswith(".tmp")}
+    if done.get(point):
+        die()
+
+atomic._stage = stage_
+atomic._exchange = exchange if point.endswith("exchange") else (lambda a, b: False)
+os.rename = rename
+sys.argv = ["stages/" + stage + ".py"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+# Where the kill strikes: what the output folder holds then (None: no folder).
+CRASH_POINTS = {
+    "writing": "old",
+    "before-exchange": "old",
+    "after-exchange": "new",  # the old outputs wait under the temporary name
+    "old-moved-away": None,   # between the two renames
+    "new-moved-in": "new",    # the old outputs wait in .NAME.xxxxxxxx.old
+}
+OUTPUT = {"fetch": "raw", "prepare": "prepared"}
+
+
+@pytest.fixture(scope="module")
+def fetched_and_prepared(tmp_path_factory):
+    """A fetched and prepared repo, and each stage's (old, new) outputs: what a rerun must give is `new`."""
+    repo = make_repo(tmp_path_factory.mktemp("crash"))
+    assert run(repo, "fetch").returncode == 0
+    set_params(repo, seed=1)
+    assert run(repo, "prepare").returncode == 0
+    new = {"fetch": snapshot(repo / "data" / "raw"), "prepare": snapshot(repo / "data" / "prepared")}
+    set_params(repo, seed=0)
+    assert run(repo, "prepare").returncode == 0
+    (repo / "data" / "raw" / "old.txt").write_text("an output of an older fetch\n")
+    old = {"fetch": snapshot(repo / "data" / "raw"), "prepare": snapshot(repo / "data" / "prepared")}
+    assert old["prepare"] != new["prepare"]
+    (repo / "kill.py").write_text(KILL)
+    return repo, old, new
+
+
+@pytest.mark.parametrize("stage, point", [("prepare", point) for point in CRASH_POINTS] +
+                         [("fetch", "writing"), ("fetch", "old-moved-away")])  # the same swap: two will do
+def test_sigkill_at_any_point_then_a_rerun_works_and_leaves_nothing(fetched_and_prepared, tmp_path, stage, point):
+    base, old, new = fetched_and_prepared
+    repo = tmp_path / "repo"
+    shutil.copytree(base, repo)
+    set_params(repo, seed=1)
+    out = repo / "data" / OUTPUT[stage]
+    writing = {"fetch": "manifest.json", "prepare": "x_test.npy"}[stage]
+    killed = subprocess.run([sys.executable, "kill.py", point, stage, writing], cwd=repo,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    held = CRASH_POINTS[point]
+    if held is None:
+        assert not out.exists()
+    else:
+        assert snapshot(out) == (old if held == "old" else new)[stage]  # whole, old or new
+    assert [n for n in os.listdir(repo / "data") if n.startswith(".")]  # the dead run's temporaries
+
+    rerun = run(repo, stage)
+    assert (rerun.returncode, rerun.stderr) == (0, "")
+    assert snapshot(out) == new[stage]
+    assert sorted(os.listdir(repo / "data")) == ["prepared", "raw"]  # and they are gone
+
+
+# Runs a stage that stops just before swapping its outputs in until the file `go` exists.
+PAUSE = r"""
+import os, runpy, sys, time
+import zerodl.atomic as atomic
+
+real = atomic._exchange
+def exchange(a, b):
+    open("paused", "w").close()
+    while not os.path.exists("go"):
+        time.sleep(0.01)
+    return real(a, b)
+
+atomic._exchange = exchange
+sys.argv = ["stages/" + sys.argv[1] + ".py"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_two_direct_runs_at_once_leave_each_other_alone(fetched_and_prepared, tmp_path):
+    """No DVC lock for `python stages/prepare.py`: a second run must not take the first's
+    temporary folder for a dead run's."""
+    base, old, new = fetched_and_prepared
+    repo = tmp_path / "repo"
+    shutil.copytree(base, repo)
+    (repo / "pause.py").write_text(PAUSE)
+    set_params(repo, seed=1)
+    first = subprocess.Popen([sys.executable, "pause.py", "prepare"], cwd=repo, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(6000):
+            if (repo / "paused").exists() or first.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert (repo / "paused").exists(), first.communicate()
+        staged = [n for n in os.listdir(repo / "data") if n.startswith(".prepared.")]
+        assert len(staged) == 1
+        set_params(repo, seed=0)
+        second = run(repo, "prepare")  # starts and ends while the first waits
+        assert (second.returncode, second.stderr) == (0, "")
+        assert snapshot(repo / "data" / "prepared") == old["prepare"]
+        assert [n for n in os.listdir(repo / "data") if n.startswith(".")] == staged  # left alone
+        (repo / "go").touch()
+        out, err = first.communicate(timeout=120)
+        assert (first.returncode, err) == (0, "")
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert snapshot(repo / "data" / "prepared") == new["prepare"]  # the first finished last
+    assert sorted(os.listdir(repo / "data")) == ["prepared", "raw"]
+
+
+@pytest.mark.parametrize("stage", ["fetch", "prepare"])
+def test_a_forbidden_data_folder_is_named_not_a_temporary(fetched_and_prepared, tmp_path, monkeypatch, capsys, stage):
+    base, old, _ = fetched_and_prepared
+    repo = tmp_path / "repo"
+    shutil.copytree(base, repo)
+    data = repo / "data"
+    real_mkdir = os.mkdir
+
+    def mkdir(path, mode=0o777, *, dir_fd=None):  # what the kernel answers an ordinary user in a chmod-555 data/
+        if Path(path).absolute().parent == data:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real_mkdir(path, mode, dir_fd=dir_fd)
+
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as e:
+            runpy.run_path(f"stages/{stage}.py", run_name="__main__")
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    monkeypatch.undo()
+    assert e.value.code == 1
+    assert capsys.readouterr().err == (f"{stage}: error: data: cannot write (Permission denied); "
+                                       f"data/{OUTPUT[stage]} was left as it was\n")
+    assert snapshot(data / OUTPUT[stage]) == old[stage]
+    assert sorted(os.listdir(data)) == ["prepared", "raw"]
 
 
 @pytest.mark.slow

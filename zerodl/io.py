@@ -1,121 +1,25 @@
 """Files written whole or not at all, and models saved without pickle.
 
-Every file the pipeline writes goes through `atomic_write`: the bytes land in a
-temporary file in the same folder, are flushed to disk, and only then renamed
-over the target. A crash, Ctrl-C or a full disk leaves the old file (or none),
-never half of a new one.
+Every file the pipeline writes goes through `atomic_write` (zerodl.atomic): the
+bytes land in a temporary file in the same folder, are flushed to disk, and
+only then renamed over the target. A crash, Ctrl-C or a full disk leaves the
+old file (or none), never half of a new one.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import io
 import json
-import os
-import signal
-import tempfile
-import threading
 import zipfile
 from pathlib import Path
-from typing import IO, Iterator
 
 import numpy as np
 
+from .atomic import all_or_nothing, atomic_write, signals_held  # noqa: F401 - the writers' one import
 from .errors import DataError, ModelError
 
 MODEL_FORMAT = "zerodl.TwoLayerNet"
 MODEL_VERSION = 1
 PARAM_KEYS = ("W1", "b1", "W2", "b2")
-
-
-# (temporary, target) pairs written inside an `all_or_nothing` block, not yet renamed.
-_STAGED: contextvars.ContextVar[list[tuple[str, Path]] | None] = contextvars.ContextVar("zerodl_staged", default=None)
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of `path`; rename it onto `path` on success.
-
-    Inside `all_or_nothing`, the file is only staged, and an OSError names the
-    output, not the temporary file: `path` when writing fails (a full disk fails
-    `write`, which names no file), its folder when the file cannot be created.
-    """
-    path = Path(path)
-    staged = _STAGED.get()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # Held: a signal between creating the file and the cleanup below would leave it.
-        with signals_held():
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        if staged is not None and e.errno is not None:  # the folder is what cannot be written
-            raise OSError(e.errno, e.strerror, str(path.parent)) from e
-        raise
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        if staged is not None:
-            staged.append((tmp, path))  # all_or_nothing renames it with the others
-        else:
-            os.replace(tmp, path)
-    except BaseException as e:
-        # BaseException: KeyboardInterrupt must not leave the temp file either.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if staged is not None and isinstance(e, OSError) and e.filename is None and e.errno is not None:
-            raise OSError(e.errno, e.strerror, str(path)) from e
-        raise
-
-
-@contextlib.contextmanager
-def all_or_nothing() -> Iterator[None]:
-    """Install every file written in this block together, or none of them.
-
-    A stage's outputs belong together (a new model next to the old metrics
-    would be a lie), so inside the block `atomic_write` only stages each file;
-    when the block ends without error they are all renamed onto their targets,
-    with Ctrl-C and SIGTERM held back for those few renames. On an error or an
-    interruption every staged file is removed and the old outputs stay as they were.
-    """
-    if _STAGED.get() is not None:  # nested: the outermost block installs
-        yield
-        return
-    staged: list[tuple[str, Path]] = []
-    token = _STAGED.set(staged)
-    try:
-        yield
-        with signals_held():
-            for tmp, path in staged:
-                os.replace(tmp, path)
-    except BaseException:
-        for tmp, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        raise
-    finally:
-        _STAGED.reset(token)
-
-
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back for a few system calls; they are delivered at the end."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a held signal is delivered now
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_bytes(path, data: bytes) -> None:

@@ -1,9 +1,11 @@
 """Data for the pipeline: IDX files, the four sources and their download, normalise and split.
 
-Imports only numpy and the standard library (plus zerodl.errors and zerodl.io).
+Imports only numpy and the standard library (plus zerodl.errors, zerodl.io and
+zerodl.atomic, whose `replace_dir` installs a stage's folder of outputs).
 """
+from ..atomic import replace_dir
 from .download import tty_progress
-from .files import content_sha256, replace_dir
+from .files import content_sha256
 from .idx import load_pair, read_idx, write_idx
 from .prepare import Prepared, prepare, stratified_split
 from .sources import IDX_FILES, Fetched, fetch

@@ -1,4 +1,4 @@
-"""File helpers for the data stages: gzip sniffing, bounded content hashing, whole-folder outputs.
+"""File helpers for the data stages: gzip sniffing, bounded content hashing.
 
 A source file may be stored plain or gzip-compressed, and Debian (for one)
 recompresses what it ships, so files are identified by the sha256 of their
@@ -11,14 +11,11 @@ import contextlib
 import gzip
 import hashlib
 import os
-import shutil
-import tempfile
 import zlib
 from pathlib import Path
 from typing import IO, Iterator
 
 from ..errors import DataError
-from ..io import signals_held
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
@@ -107,46 +104,3 @@ def read_content(path: str | os.PathLike, max_bytes: int = MAX_CONTENT_BYTES) ->
     if len(data) > max_bytes:
         raise DataError(f"{where}: content is larger than the {max_bytes}-byte limit (damaged or not a data file)")
     return data
-
-
-@contextlib.contextmanager
-def replace_dir(dest: str | os.PathLike) -> Iterator[Path]:
-    """Fill a fresh temporary sibling of `dest`; on success it takes dest's place as a whole.
-
-    A stage's outputs are a set of files that belong together (four arrays and
-    their meta.json), so replacing them one by one could leave a mix of old and
-    new after an error. Here nothing in `dest` changes until every file has been
-    written; on any error (a full disk, Ctrl-C) the temporary folder is removed
-    and `dest` is exactly as it was. A write error becomes one DataError line.
-    """
-    dest = Path(dest)
-    staging = None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists() and not dest.is_dir():
-            raise DataError(f"{dest}: is a file, expected a folder of outputs")
-        with signals_held():  # a signal between mkdtemp and `staging = ` would leave the folder
-            staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-        os.chmod(staging, 0o755)  # mkdtemp makes it private (0700); outputs are ordinary folders
-        yield staging
-        with signals_held():  # the swap runs to the end, or not at all
-            _swap_in(staging, dest)
-    except BaseException as e:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(e, OSError):
-            where = e.filename if e.filename else dest
-            raise DataError(f"{where}: cannot write ({e.strerror or e}); {dest} was left as it was") from None
-        raise
-
-
-def _swap_in(staging: Path, dest: Path) -> None:
-    if not dest.exists():
-        os.rename(staging, dest)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-    # Two renames, not one atomic swap: between them `dest` is briefly absent,
-    # never half-written. (Linux's renameat2 exchange is not in the stdlib.)
-    os.rename(dest, old / dest.name)
-    os.rename(staging, dest)
-    shutil.rmtree(old, ignore_errors=True)
