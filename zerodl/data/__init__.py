@@ -2,7 +2,6 @@
 
 Imports only numpy and the standard library (plus zerodl.errors and zerodl.io).
 """
-from .download import tty_progress
 from .files import content_sha256, replace_dir
 from .idx import load_pair, read_idx, write_idx
 from .prepare import Prepared, prepare, stratified_split
@@ -10,5 +9,5 @@ from .sources import IDX_FILES, Fetched, fetch
 
 __all__ = [
     "IDX_FILES", "Fetched", "Prepared", "content_sha256", "fetch", "load_pair", "prepare", "read_idx",
-    "replace_dir", "stratified_split", "tty_progress", "write_idx",
+    "replace_dir", "stratified_split", "write_idx",
 ]
