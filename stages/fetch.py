@@ -10,9 +10,10 @@ from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
 import sys
 from pathlib import Path
 
-from zerodl.data import fetch, replace_dir, tty_progress
+from zerodl.data import fetch, replace_dir
 from zerodl.io import write_json
 from zerodl.params import load_params
+from zerodl.progress import DownloadBars
 
 RAW = Path("data/raw")
 CACHE = Path("data/cache")
@@ -20,9 +21,9 @@ CACHE = Path("data/cache")
 
 def main() -> None:
     p = load_params("params.yaml")
-    with replace_dir(RAW) as out:
+    with replace_dir(RAW) as out, DownloadBars(file=sys.stderr) as progress:
         fetched = fetch(p.data.source, out, data_dir=p.data.dir, cache_dir=CACHE, reuse_dir=RAW,
-                        progress=tty_progress(sys.stderr))
+                        progress=progress)
         write_json(out / "manifest.json", fetched.manifest)
     for name, origin in fetched.origins.items():
         print(f"fetch: {RAW / name} <- {origin}")

@@ -20,7 +20,7 @@ from zerodl.errors import DataError
 from zerodl.io import all_or_nothing, load_split, write_json, write_text
 from zerodl.optim import make_optimizer
 from zerodl.params import as_dict, check_batch_size, load_params
-from zerodl.progress import ProgressBar
+from zerodl.progress import TrainingBar
 from zerodl.train import train
 from zerodl.worker import available as helper_available
 
@@ -59,15 +59,8 @@ def main() -> None:
                       weight_init_std=p.model.weight_init_std, dtype=tp.dtype, rng=rng)
     optimizer = make_optimizer(tp.optimizer, tp.learning_rate, tp.momentum)
 
-    bar = ProgressBar(tp.iters, label="train", stream=sys.stderr)
-    state = {"acc": ""}
-
-    def on_iteration(i, loss):
-        if bar.due(i):  # formatting every iteration would cost more than the check
-            bar.update(i, f"loss {loss:.4f}{state['acc']}", force=True)
-
-    def on_epoch(r):
-        state["acc"] = f"  train acc {r.train_accuracy:.4f}  test acc {r.test_accuracy:.4f}"
+    bar = TrainingBar(tp.iters, file=sys.stderr)  # a terminal's bar, or plain lines in a log
+    on_iteration, on_epoch = bar.on_iteration, bar.on_epoch
 
     try:
         with threadpool_limits(limits=tp.threads, user_api="blas"):

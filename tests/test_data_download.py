@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from data_support import Mirror, idx_set, sha256s, write_set
 
+import zerodl.progress
 from zerodl.data import fetch, read_idx
-from zerodl.data.download import TtyProgress, download, tty_progress
+from zerodl.data.download import download
 from zerodl.errors import DataError
+from zerodl.progress import DownloadBars
 
 FILES = idx_set()
 SHA = sha256s(FILES)
@@ -158,16 +160,33 @@ def test_download_refuses_an_oversized_body(mirror, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_progress_only_on_a_terminal(mirror, tmp_path):
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
+def test_progress_reports_each_try_and_each_file(mirror, tmp_path):
+    calls = []
+    short, good = mirror.serve("short", FILES, "short"), mirror.serve("good", FILES)
+    download("train-labels-idx1-ubyte.gz", [short, good], tmp_path / "x.gz", lambda p: None,
+             progress=lambda *call: calls.append(call))
+    size = len(mirror.routes["/good/train-labels-idx1-ubyte.gz"][1])
+    starts = [i for i, (_, done, _) in enumerate(calls) if done == 0]
+    assert len(starts) == 2  # each mirror's try starts at 0, the next bar's cue
+    assert calls[-1] == ("train-labels-idx1-ubyte.gz", size, size)
+    assert all(total == size for _, _, total in calls)
 
-    assert tty_progress(io.StringIO()) is None  # a pipe or a file: silent
-    screen = Tty()
-    bar = tty_progress(screen)
-    assert isinstance(bar, TtyProgress)
-    download("train-labels-idx1-ubyte.gz", [mirror.serve("good", FILES)], tmp_path / "x.gz", lambda p: None,
-             progress=bar)
-    assert screen.getvalue().startswith("\rtrain-labels-idx1-ubyte.gz [")
-    assert screen.getvalue().endswith("\n")
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_download_bars_through_a_real_fetch(mirror, tmp_path, monkeypatch, terminal):
+    monkeypatch.setattr(zerodl.progress, "LINE_SECONDS", 3600)  # a log's lines: only the last of each file
+    out = io.StringIO()
+    with DownloadBars(file=out, terminal=terminal) as progress:
+        _fetch_mnist(tmp_path / "raw", [mirror.serve("short", FILES, "short"), mirror.serve("good", FILES)],
+                     progress=progress)
+    text = out.getvalue()
+    assert text.endswith("\n")
+    if terminal:  # a bar per try: the cut one ended too, on a line of its own
+        ended = [line.rsplit("\r", 1)[1] for line in text.split("\n")[:-1]]
+        assert [line.split(":")[0] for line in ended] == [name for name in GZ for _ in range(2)]
+        assert all(line.split(":")[1].startswith(" 100%|") for line in ended[1::2])
+    else:  # a log: the last line of each file; none for the cut try, which never reached its end
+        assert "\r" not in text and "\x1b" not in text
+        lines = text.splitlines()
+        assert [line.split(":")[0] for line in lines] == GZ
+        assert all(" (100%) in " in line for line in lines)

@@ -20,6 +20,7 @@ import json
 import os
 import pickle
 import pty
+import re
 import resource
 import select
 import shutil
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL = "data/model/model.npz"
 N_TRAIN = 4000  # mnist-5k with test_fraction 0.2
+TRAINING = b"it/s, loss "  # the training bar on a terminal, drawn once an iteration is done
 
 # Small and complete: every key written out, so a concurrent edit of the
 # project's own params.yaml cannot change what these tests run.
@@ -104,6 +106,18 @@ def leftovers(folder: Path) -> list[str]:
     """Temporary files or folders of atomic writes (.NAME.xxxx.tmp / .old) anywhere under folder."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*")
                   if p.name.endswith((".tmp", ".old")))
+
+
+def assert_error_after_training(p, code: int, *fragments: str) -> str:
+    """As assert_one_line, for a train stage that failed once training was done: stderr (no
+    terminal here) holds the training's plain progress lines, the last at 100 %, then that line."""
+    *progress, _ = lines = p.stderr.splitlines()
+    iters = PARAMS["train"]["iters"]
+    assert progress and progress[-1].startswith(f"train: {iters}/{iters} it (100%) in "), p.stderr
+    assert all(re.match(r"train: \d+/\d+ it \(\d+%\) ", line) for line in progress), p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
+    return assert_one_line(subprocess.CompletedProcess(p.args, p.returncode, p.stdout, lines[-1] + "\n"),
+                           code, *fragments)
 
 
 def assert_one_line(p, code: int, *fragments: str) -> str:
@@ -354,7 +368,7 @@ def test_signal_during_training(project, sig, code, word):
     write_params(project, {"train": {"iters": 10_000_000}})  # hours: it is surely still training
     term = Terminal([sys.executable, "stages/train.py"], project)
     try:
-        term.read_until(b"train [", timeout=60)  # the progress bar: inside the training loop
+        term.read_until(TRAINING, timeout=60)  # the progress bar: inside the training loop
         term.proc.send_signal(sig)
         assert term.finish() == code
     finally:
@@ -389,7 +403,7 @@ def test_helper_process_ends_with_the_stage_even_on_sigkill(project):
     write_params(project, {"train": {"iters": 10_000_000}})
     term = Terminal([sys.executable, "stages/train.py"], project)
     try:
-        term.read_until(b"train [", timeout=60)
+        term.read_until(TRAINING, timeout=60)
         helpers = _children(term.proc.pid)
         assert len(helpers) == 1, helpers
         term.proc.send_signal(signal.SIGKILL)
@@ -639,7 +653,8 @@ def test_full_disk_keeps_every_previous_output(project, name, target, path):
             (project / old).write_text("old\n")
     before = snapshot(project / "data")
     p = run_with_fault(project, "write-ENOSPC", target, name)
-    assert_one_line(p, 1, f"{name}: error: {path}: No space left on device; free some disk space and run again")
+    check = assert_error_after_training if name == "train" else assert_one_line
+    check(p, 1, f"{name}: error: {path}: No space left on device; free some disk space and run again")
     assert snapshot(project / "data") == before
     assert leftovers(project) == []
 
@@ -652,7 +667,7 @@ def test_unwritable_model_folder(project, fault, message):
     write_params(project, {"train": {"learning_rate": 0.05}})
     before = snapshot(project / "data")
     p = run_with_fault(project, fault, "model.npz", "train")
-    assert_one_line(p, 1, f"train: error: data/model: {message}")
+    assert_error_after_training(p, 1, f"train: error: data/model: {message}")
     assert snapshot(project / "data") == before
     assert leftovers(project) == []
 
@@ -667,7 +682,7 @@ def test_file_size_limit_for_real(project):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     p = stage(project, "train", preexec_fn=limited)
-    assert_one_line(p, 1, "train: error: data/model/model.npz: File too large")
+    assert_error_after_training(p, 1, "train: error: data/model/model.npz: File too large")
     assert snapshot(project / "data") == before
     assert leftovers(project) == []
 
@@ -842,7 +857,7 @@ def test_interrupted_dvc_repro_then_repro_reruns_cleanly(repo, shell):
         write_params(repo, {"train": {"iters": 4000}})  # a second or two: interrupted mid-way
         term = Terminal([str(BIN / "dvc"), "repro"], repo, env=env)
         try:
-            term.read_until(b"train [", timeout=120)
+            term.read_until(TRAINING, timeout=120)
             term.signal_group(signal.SIGINT)  # Ctrl-C: the whole foreground group gets it
             code = term.finish()
         finally:
@@ -869,7 +884,7 @@ def test_two_dvc_repro_at_once(repo):
         write_params(repo, {"train": {"iters": 8000, "learning_rate": 0.05}})
         first = Terminal([str(BIN / "dvc"), "repro"], repo)
         try:
-            first.read_until(b"train [", timeout=120)
+            first.read_until(TRAINING, timeout=120)
             second = dvc(repo, "repro", check=False)
             assert first.proc.poll() is None, "the second repro waited for the first instead of failing fast"
             assert first.finish() == 0, first.text

@@ -4,7 +4,6 @@ Imports only numpy and the standard library (plus zerodl.errors, zerodl.io and
 zerodl.atomic, whose `replace_dir` installs a stage's folder of outputs).
 """
 from ..atomic import replace_dir
-from .download import tty_progress
 from .files import content_sha256
 from .idx import load_pair, read_idx, write_idx
 from .prepare import Prepared, prepare, stratified_split
@@ -12,5 +11,5 @@ from .sources import IDX_FILES, Fetched, fetch
 
 __all__ = [
     "IDX_FILES", "Fetched", "Prepared", "content_sha256", "fetch", "load_pair", "prepare", "read_idx",
-    "replace_dir", "stratified_split", "tty_progress", "write_idx",
+    "replace_dir", "stratified_split", "write_idx",
 ]

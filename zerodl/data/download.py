@@ -11,9 +11,7 @@ import contextlib
 import http.client
 import os
 import socket
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,7 +20,8 @@ from typing import IO, Callable, Sequence
 from ..errors import DataError
 from .files import CHUNK
 
-# A progress callback gets (label, bytes so far, total bytes or None).
+# A progress callback gets (label, bytes so far, total bytes or None), and 0 bytes each time a
+# mirror answers; zerodl.progress.DownloadBars is the stages' one.
 Progress = Callable[[str, int, "int | None"], None]
 
 TIMEOUT = 30.0  # seconds without a byte before a mirror counts as dead
@@ -76,6 +75,8 @@ def _fetch(url: str, out: IO[bytes], timeout: float, max_bytes: int, progress: P
         if total is not None and total > max_bytes:
             raise MirrorFailed(f"announces {total} bytes, more than the {max_bytes}-byte limit")
         done = 0
+        if progress:
+            progress(label, 0, total)  # a new start: a bar of the previous mirror's try ends here
         while chunk := response.read(CHUNK):
             done += len(chunk)
             if done > max_bytes:
@@ -106,34 +107,3 @@ def _why(e: BaseException, timeout: float) -> str:
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     return f"{type(e).__name__}: {e}"
-
-
-class TtyProgress:
-    """A one-line progress bar redrawn in place; use `tty_progress` to get one only for a terminal."""
-
-    WIDTH = 30
-
-    def __init__(self, stream: IO[str]):
-        self.stream = stream
-        self.last = 0.0
-
-    def __call__(self, label: str, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        finished = total is not None and done >= total
-        if now - self.last < 0.1 and not finished:
-            return  # ~10 redraws a second is plenty
-        self.last = now
-        if total:
-            filled = int(self.WIDTH * done / total)
-            bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done / 1e6:.1f}/{total / 1e6:.1f} MB"
-        else:
-            bar = f"{done / 1e6:.1f} MB"
-        self.stream.write(f"\r{label} {bar}" + ("\n" if finished else ""))
-        self.stream.flush()
-
-
-def tty_progress(stream: IO[str] | None = None) -> Progress | None:
-    """A progress bar on `stream` (default stderr) if it is a terminal; None (no output) otherwise."""
-    stream = stream if stream is not None else sys.stderr
-    isatty = getattr(stream, "isatty", None)
-    return TtyProgress(stream) if isatty and isatty() else None
