@@ -73,6 +73,9 @@ class Params:
 
 _VALIDATE = TypeAdapter(Params).validate_python
 
+_MAX_BYTES = 1 << 20  # params.yaml holds a few dozen settings; reading stops here
+_MAX_DEPTH = 10  # the file, a section, a value: anything much deeper is not params
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads 1e-3 and 1.0e3 as floats (YAML 1.2, as DVC reads them).
@@ -80,7 +83,33 @@ class _Loader(yaml.SafeLoader):
     PyYAML follows YAML 1.1, where an exponent needs a dot and a sign: it would
     load `learning_rate: 1e-3` as the string '1e-3'. And like DVC it refuses a
     key written twice, where PyYAML would silently keep the last one.
+    It refuses aliases (*name) too: nine of them nested make a 400-byte file
+    that stands for a billion values (DVC expands them all), and values nested
+    deeper than _MAX_DEPTH, so that loading costs no more than the file's size.
     """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._path: list = []  # the keys down to the node being composed (None for list items, keys)
+
+    def compose_node(self, parent, index):
+        self._path.append(index.value if isinstance(index, yaml.ScalarNode) else None)
+        try:
+            event = self.peek_event()
+            alias = isinstance(event, yaml.AliasEvent)
+            if alias or len(self._path) > _MAX_DEPTH:
+                key, at = _cut(".".join(k for k in self._path if k) or "a key"), f"line {event.start_mark.line + 1}"
+                raise _Refused(f"{key} = *{_cut(event.anchor)}: expected a value written out, not a YAML alias ({at})"
+                               if alias else f"{key}: lists or mappings nested too deep ({at}); expected a plain value")
+            return super().compose_node(parent, index)
+        finally:
+            self._path.pop()
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as e:  # an integer of 5000 digits, a date 2024-13-01
+            raise yaml.constructor.ConstructorError(None, None, str(e).split(";")[0], node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         seen = {}
@@ -89,10 +118,14 @@ class _Loader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             if isinstance(key, str) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' is written twice (lines {seen[key]} and {line}); keep one",
+                    None, None, f"key '{_cut(key)}' is written twice (lines {seen[key]} and {line}); keep one",
                     key_node.start_mark)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+class _Refused(Exception):
+    """YAML that parses, but that params.yaml does not take."""
 
 
 _Loader.add_implicit_resolver(
@@ -106,13 +139,19 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml. Raises ParamsError (exit code 2) on any problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(_MAX_BYTES + 1)
+        if len(data) > _MAX_BYTES:
+            raise ParamsError(f"{path}: more than {_MAX_BYTES >> 20} MiB; expected a small file of settings")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found (run from the repository root)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ParamsError(f"{path}: cannot read ({e})") from None
     try:
         raw = yaml.load(text, Loader=_Loader)
+    except _Refused as e:
+        raise ParamsError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -157,7 +196,7 @@ def _explain(e: ValidationError, raw: dict) -> str:
     if err["type"] in ("unexpected_keyword_argument", "invalid_key"):
         key = err["input"] if err["type"] == "invalid_key" else err["loc"][len(names)]  # loc says 1 for true
         allowed = list(_fields(cls))
-        return (f"unknown key '{'.'.join([*names, str(key)])}'{_hint(key, allowed)} "
+        return (f"unknown key '{_cut('.'.join([*names, str(key)]))}'{_hint(key, allowed)} "
                 f"(allowed: {', '.join(allowed)})")
     expected = "a mapping of keys" if _fields(cls) else info.description or _allowed(info.annotation, info.metadata)
     return f"{'.'.join(names)} = {_show(err['input'])}: expected {expected}"
@@ -209,13 +248,46 @@ def _bounds(meta) -> str:
     return f" in {'[' if lo == 'ge' else '('}{b[lo]}, {b[hi]}{']' if hi == 'le' else ')'}"
 
 
+_SHOWN = 60  # at most this many characters of a value (or a key) in a message
+
+
 def _show(value) -> str:
-    """A value as params.yaml spells it: null, true/false, 'text', numbers."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
+    """A value as params.yaml spells it: null, true/false, 'text', numbers, [lists], {mappings}.
+
+    Cut at _SHOWN characters, and walked only as far as it is shown: a list of
+    a billion items costs what its first few do.
+    """
+    text = ""
+    for token in _tokens(value):
+        text += token
+        if len(text) > _SHOWN:
+            break
+    return _cut(text)
+
+
+def _tokens(value):
+    if isinstance(value, dict):
+        yield "{"
+        for i, (k, v) in enumerate(value.items()):
+            yield ", " * (i > 0)
+            yield from _tokens(k)
+            yield ": "
+            yield from _tokens(v)
+        yield "}"
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        yield "["
+        for i, v in enumerate(value):
+            yield ", " * (i > 0)
+            yield from _tokens(v)
+        yield "]"
+    elif value is None or isinstance(value, bool):
+        yield {None: "null", True: "true", False: "false"}[value]
+    else:
+        yield repr(value[:_SHOWN + 1] if isinstance(value, (str, bytes)) else value)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
 
 
 def _hint(key, options: list[str]) -> str:
