@@ -137,6 +137,63 @@ def test_bad_value(tmp_path, text, key, value, allowed):
     assert str(tmp_path / "params.yaml") in msg
 
 
+def _keys(cls=Params, prefix=""):
+    """Every key of params.yaml, dotted, read off the dataclasses (a key added later is covered too)."""
+    for f in dataclasses.fields(cls):
+        default = getattr(cls(), f.name)
+        if dataclasses.is_dataclass(default):
+            yield from _keys(type(default), f"{prefix}{f.name}.")
+        else:
+            yield prefix + f.name
+
+
+@pytest.mark.parametrize("key", list(_keys()))
+def test_every_key_says_what_it_allows(key):
+    section, _, name = key.rpartition(".")
+    raw = {section: {name: [1, 2]}} if section else {name: [1, 2]}
+    with pytest.raises(ParamsError) as e:
+        parse_params(raw, "cfg")
+    msg = str(e.value)
+    assert msg.startswith(f"cfg: {key} = [1, 2]: expected "), msg
+    # words of our own, not pydantic's ("Input should be ...") nor a bare class name ("a str")
+    assert "\n" not in msg and "Input should" not in msg and "pydantic" not in msg
+    assert not any(f" a {t}" in msg for t in ("str", "float", "NoneType", "list", "dict")), msg
+
+
+def test_numbers_keep_the_type_they_are_written_in(tmp_path):
+    # as_dict goes into the model file and the report: 1 stays 1, not 1.0
+    p = _load(tmp_path, "train:\n  learning_rate: 1\n  momentum: 0\nmodel:\n  weight_init_std: 2\n")
+    d = as_dict(p)
+    assert [type(v) for v in (d["train"]["learning_rate"], d["train"]["momentum"], d["model"]["weight_init_std"])] \
+        == [int, int, int]
+    assert type(as_dict(_load(tmp_path, "train:\n  learning_rate: 1.0\n"))["train"]["learning_rate"]) is float
+
+
+@pytest.mark.parametrize("text, words", [
+    ("model:\n  weight_init_std: .inf\n", "model.weight_init_std = inf: expected a finite number > 0, or he | xavier"),
+    ("data:\n  dir: '   '\n", "data.dir = '   ': expected a folder path or null"),
+    ("data:\n  dir: 5\n", "data.dir = 5: expected a folder path or null"),
+    ("train:\n  momentum: -0.1\n", "train.momentum = -0.1: expected a number in [0, 1)"),
+    ("train:\n  optimizer: !!binary c2dk\n", "train.optimizer = b'sgd': expected one of sgd | momentum"),
+])
+def test_more_bad_values(tmp_path, text, words):
+    assert words in _error(tmp_path, text)
+
+
+def test_the_first_problem_in_the_file_is_the_one_shown(tmp_path):
+    assert "seed = -1" in _error(tmp_path, "seed: -1\ntrian: {}\n")
+    assert "unknown key 'trian'" in _error(tmp_path, "trian: {}\nseed: -1\n")
+    assert "report.misclassified = -1" in _error(tmp_path, "report: {misclassified: -1}\ndata: {source: x}\n")
+    assert "unknown key 'train.zzz'" in _error(tmp_path, "train: {zzz: 1, iters: 0}\n")
+    assert "train.iters = 0" in _error(tmp_path, "train: {iters: 0, zzz: 1}\n")
+
+
+@pytest.mark.parametrize("text, key", [("1: 2\n", "'1'"), ("true: 2\n", "'True'"), ("null: 2\n", "'None'"),
+                                       ("train: {3: 4}\n", "'train.3'")])
+def test_a_key_that_is_not_text(tmp_path, text, key):
+    assert f"unknown key {key}" in _error(tmp_path, text)
+
+
 def test_unknown_key_with_did_you_mean(tmp_path):
     msg = _error(tmp_path, "train:\n  learnig_rate: 0.1\n")
     assert "train.learnig_rate" in msg

@@ -1,145 +1,80 @@
 """params.yaml -> typed, validated settings; one clear line per bad key.
 
 The dataclasses below mirror params.yaml and are the only other place a
-default lives. Every key is checked before any stage does work: unknown keys
-(typos), wrong types and values out of range all raise ParamsError naming the
-key, the value and what is allowed.
+default lives. Their types and bounds are the checks (pydantic runs them):
+unknown keys (typos), wrong types and values out of range all raise
+ParamsError naming the key, the value and what is allowed, in words read off
+the same type and bounds. A new key is one line here and its comment in
+params.yaml.
 """
 from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 
 from .errors import ParamsError
 
-SOURCES = ("mnist-5k", "mnist", "fashion-mnist", "idx")
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
-GRADIENTS = ("backprop", "numerical")
-DTYPES = ("float32", "float64")
-INITS = ("he", "xavier")
+# Strict: YAML's true is not an integer and a quoted '5' is not a number.
+Int = Annotated[int, Strict()]
+# Not a float: an integer stays one (learning_rate: 1 is stored as 1, not 1.0). With no
+# upper bound, give it allow_inf_nan=False (and its words say "finite").
+Number = Union[Annotated[int, Strict()], Annotated[float, Strict()]]
+Folder = Annotated[str, Strict(), Field(pattern=r"\S")]
+
+# Frozen: settings are read once. extra="forbid": a key not declared here is an error, not ignored.
+_section = dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 
 
-@dataclass(frozen=True)
+@_section
 class DataParams:
-    source: str = "mnist-5k"
-    dir: str | None = None
-    test_fraction: float = 0.2
+    source: Literal["mnist-5k", "mnist", "fashion-mnist", "idx"] = "mnist-5k"
+    dir: Optional[Folder] = Field(None, description="a folder path or null")
+    test_fraction: Number = Field(0.2, gt=0, lt=1)
 
 
-@dataclass(frozen=True)
+@_section
 class ModelParams:
-    hidden_size: int = 50
-    weight_init_std: float | str = 0.01
+    hidden_size: Int = Field(50, ge=1, le=100_000)
+    weight_init_std: Union[Annotated[Number, Field(gt=0, allow_inf_nan=False)], Literal["he", "xavier"]] = 0.01
 
 
-@dataclass(frozen=True)
+@_section
 class TrainParams:
-    iters: int = 10000
-    batch_size: int = 100
-    learning_rate: float = 0.1
-    optimizer: str = "sgd"
-    gradient: str = "backprop"
-    momentum: float = 0.9
-    dtype: str = "float32"
-    threads: int = 1
+    iters: Int = Field(10000, ge=1, le=10_000_000)
+    batch_size: Int = Field(100, ge=1)
+    learning_rate: Number = Field(0.1, gt=0, allow_inf_nan=False)
+    optimizer: Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"] = "sgd"
+    gradient: Literal["backprop", "numerical"] = "backprop"
+    momentum: Number = Field(0.9, ge=0, lt=1)
+    dtype: Literal["float32", "float64"] = "float32"
+    threads: Int = Field(1, ge=1, le=256)
 
 
-@dataclass(frozen=True)
+@_section
 class ReportParams:
-    misclassified: int = 25
+    misclassified: Int = Field(25, ge=0, le=400)
 
 
-@dataclass(frozen=True)
+@_section
 class Params:
-    seed: int = 0
+    seed: Int = Field(0, ge=0, le=2**32 - 1)
     data: DataParams = field(default_factory=DataParams)
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     report: ReportParams = field(default_factory=ReportParams)
 
 
-# --- checks: each returns None if fine, else the text "expected ..." -------------
+_VALIDATE = TypeAdapter(Params).validate_python
 
-def _int(lo: int | None = None, hi: int | None = None) -> Callable[[Any], str | None]:
-    def check(v):
-        rng = _range_text(lo, hi)
-        if isinstance(v, bool) or not isinstance(v, int):
-            return f"expected an integer{rng}"
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            return f"expected an integer{rng}"
-        return None
-    return check
-
-
-def _range_text(lo, hi) -> str:
-    if lo is not None and hi is not None:
-        return f" from {lo} to {hi}"
-    if lo is not None:
-        return f" >= {lo}"
-    return ""
-
-
-def _positive_float(v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v != v or v == float("inf"):
-        return "expected a finite number > 0"
-    return None
-
-
-def _fraction(v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-        return "expected a number between 0 and 1 (exclusive)"
-    return None
-
-
-def _momentum(v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-        return "expected a number in [0, 1)"
-    return None
-
-
-def _choice(options):
-    def check(v):
-        if v not in options:
-            return "expected one of " + " | ".join(options)
-        return None
-    return check
-
-
-def _init(v):
-    if isinstance(v, str):
-        return None if v in INITS else "expected a number > 0, or he | xavier"
-    if _positive_float(v):
-        return "expected a number > 0, or he | xavier"
-    return None
-
-
-def _dir(v):
-    if v is None or (isinstance(v, str) and v.strip()):
-        return None
-    return "expected a folder path or null"
-
-
-CHECKS: dict[str, dict[str, Callable[[Any], str | None]]] = {
-    "data": {"source": _choice(SOURCES), "dir": _dir, "test_fraction": _fraction},
-    "model": {"hidden_size": _int(1, 100_000), "weight_init_std": _init},
-    "train": {
-        "iters": _int(1, 10_000_000),
-        "batch_size": _int(1),
-        "learning_rate": _positive_float,
-        "optimizer": _choice(OPTIMIZERS),
-        "gradient": _choice(GRADIENTS),
-        "momentum": _momentum,
-        "dtype": _choice(DTYPES),
-        "threads": _int(1, 256),
-    },
-    "report": {"misclassified": _int(0, 400)},
-}
-SECTIONS = {"data": DataParams, "model": ModelParams, "train": TrainParams, "report": ReportParams}
+_MAX_BYTES = 1 << 20  # params.yaml holds a few dozen settings; reading stops here
+_MAX_DEPTH = 10  # the file, a section, a value: anything much deeper is not params
 
 
 class _Loader(yaml.SafeLoader):
@@ -148,7 +83,33 @@ class _Loader(yaml.SafeLoader):
     PyYAML follows YAML 1.1, where an exponent needs a dot and a sign: it would
     load `learning_rate: 1e-3` as the string '1e-3'. And like DVC it refuses a
     key written twice, where PyYAML would silently keep the last one.
+    It refuses aliases (*name) too: nine of them nested make a 400-byte file
+    that stands for a billion values (DVC expands them all), and values nested
+    deeper than _MAX_DEPTH, so that loading costs no more than the file's size.
     """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._path: list = []  # the keys down to the node being composed (None for list items, keys)
+
+    def compose_node(self, parent, index):
+        self._path.append(index.value if isinstance(index, yaml.ScalarNode) else None)
+        try:
+            event = self.peek_event()
+            alias = isinstance(event, yaml.AliasEvent)
+            if alias or len(self._path) > _MAX_DEPTH:
+                key, at = _cut(".".join(k for k in self._path if k) or "a key"), f"line {event.start_mark.line + 1}"
+                raise _Refused(f"{key} = *{_cut(event.anchor)}: expected a value written out, not a YAML alias ({at})"
+                               if alias else f"{key}: lists or mappings nested too deep ({at}); expected a plain value")
+            return super().compose_node(parent, index)
+        finally:
+            self._path.pop()
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as e:  # an integer of 5000 digits, a date 2024-13-01
+            raise yaml.constructor.ConstructorError(None, None, str(e).split(";")[0], node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         seen = {}
@@ -157,10 +118,14 @@ class _Loader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             if isinstance(key, str) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' is written twice (lines {seen[key]} and {line}); keep one",
+                    None, None, f"key '{_cut(key)}' is written twice (lines {seen[key]} and {line}); keep one",
                     key_node.start_mark)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+class _Refused(Exception):
+    """YAML that parses, but that params.yaml does not take."""
 
 
 _Loader.add_implicit_resolver(
@@ -174,13 +139,19 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml. Raises ParamsError (exit code 2) on any problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(_MAX_BYTES + 1)
+        if len(data) > _MAX_BYTES:
+            raise ParamsError(f"{path}: more than {_MAX_BYTES >> 20} MiB; expected a small file of settings")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found (run from the repository root)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ParamsError(f"{path}: cannot read ({e})") from None
     try:
         raw = yaml.load(text, Loader=_Loader)
+    except _Refused as e:
+        raise ParamsError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -193,46 +164,133 @@ def parse_params(raw: Any, where: str = "params.yaml") -> Params:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ParamsError(f"{where}: expected a mapping of sections (seed, data, model, train, report), got {type(raw).__name__}")
-    allowed_top = ["seed", *SECTIONS]
-    for key in raw:
-        if key not in allowed_top:
-            raise ParamsError(f"{where}: unknown key '{key}'{_hint(key, allowed_top)} (allowed: {', '.join(allowed_top)})")
-    seed = raw.get("seed", Params.seed)
-    problem = _int(0, 2**32 - 1)(seed)
-    if problem:
-        raise ParamsError(f"{where}: seed = {_show(seed)}: {problem}")
-    sections = {}
-    for name, cls in SECTIONS.items():
-        section = raw.get(name, {})
-        if section is None:
-            section = {}
-        if not isinstance(section, dict):
-            raise ParamsError(f"{where}: {name} = {_show(section)}: expected a mapping of keys")
-        checks = CHECKS[name]
-        for key, value in section.items():
-            if key not in checks:
-                raise ParamsError(f"{where}: unknown key '{name}.{key}'{_hint(key, list(checks))} (allowed: {', '.join(checks)})")
-            problem = checks[key](value)
-            if problem:
-                raise ParamsError(f"{where}: {name}.{key} = {_show(value)}: {problem}")
-        sections[name] = cls(**section)
-    p = Params(seed=seed, **sections)
+        raise ParamsError(f"{where}: expected a mapping of sections ({', '.join(_fields(Params))}), "
+                          f"got {type(raw).__name__}")
+    # An empty section (`train:` with nothing under it) means its defaults; seed is the one plain value.
+    raw = {k: {} if v is None and k != "seed" else v for k, v in raw.items()}
+    try:
+        p = _VALIDATE(raw)
+    except ValidationError as e:
+        raise ParamsError(f"{where}: {_explain(e, raw)}") from None
     if p.data.source == "idx" and p.data.dir is None:
         raise ParamsError(f"{where}: data.dir = null: expected a folder path when data.source is idx")
     return p
 
 
+# --- a ValidationError as one line: key = value: expected (words read off the type) -------
+
+def _fields(cls) -> dict:
+    return getattr(cls, "__pydantic_fields__", {})
+
+
+def _explain(e: ValidationError, raw: dict) -> str:
+    """The file's first problem, top to bottom, as `key = value: expected ...`."""
+    err = min(e.errors(include_url=False), key=lambda x: _position(raw, x["loc"]))
+    names, cls = [], Params
+    for part in err["loc"]:  # the loc's field names; past them: an unknown key or a union branch
+        if part not in _fields(cls):
+            break
+        info = _fields(cls)[part]
+        names.append(part)
+        cls = info.annotation
+    if err["type"] in ("unexpected_keyword_argument", "invalid_key"):
+        key = err["input"] if err["type"] == "invalid_key" else err["loc"][len(names)]  # loc says 1 for true
+        allowed = list(_fields(cls))
+        return (f"unknown key '{_cut('.'.join([*names, str(key)]))}'{_hint(key, allowed)} "
+                f"(allowed: {', '.join(allowed)})")
+    expected = "a mapping of keys" if _fields(cls) else info.description or _allowed(info.annotation, info.metadata)
+    return f"{'.'.join(names)} = {_show(err['input'])}: expected {expected}"
+
+
+def _position(raw: dict, loc: tuple) -> list[int]:
+    """Where a loc's keys stand in the file, so the first problem of the file is the one shown."""
+    pos, node = [], raw
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            break
+        pos.append(list(node).index(part))
+        node = node[part]
+    return pos
+
+
+_OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _allowed(tp, meta=()) -> str:
+    """What a type and its bounds allow, in words: 'an integer from 1 to 256', 'one of a | b'."""
+    if get_origin(tp) is Annotated:
+        tp, *more = get_args(tp)
+        return _allowed(tp, [*meta, *(m for a in more for m in getattr(a, "metadata", [a]))])
+    args = get_args(tp)
+    if get_origin(tp) is Literal:
+        return "one of " + " | ".join(args)
+    if get_origin(tp) is Union:
+        options = [a for a in args if a is not type(None)]
+        null = " or null" * (len(options) < len(args))
+        if {get_args(a)[0] if get_origin(a) is Annotated else a for a in options} == {int, float}:  # Number
+            finite = any(getattr(m, "allow_inf_nan", True) is False for m in meta)
+            return ("a finite number" if finite else "a number") + _bounds(meta) + null
+        return ", or ".join(_allowed(a, meta).removeprefix("one of ") for a in options) + null
+    return "an integer" + _bounds(meta) if tp is int else f"a {tp.__name__}"
+
+
+def _bounds(meta) -> str:
+    """' from 1 to 256', ' >= 1', ' between 0 and 1 (exclusive)', ' in [0, 1)'."""
+    b = {op: getattr(m, op) for m in meta for op in _OPS if hasattr(m, op)}
+    lo = next((op for op in ("gt", "ge") if op in b), None)
+    hi = next((op for op in ("lt", "le") if op in b), None)
+    if not (lo and hi):
+        return "".join(f" {_OPS[op]} {b[op]}" for op in (lo, hi) if op)
+    if (lo, hi) == ("ge", "le"):
+        return f" from {b[lo]} to {b[hi]}"
+    if (lo, hi) == ("gt", "lt"):
+        return f" between {b[lo]} and {b[hi]} (exclusive)"
+    return f" in {'[' if lo == 'ge' else '('}{b[lo]}, {b[hi]}{']' if hi == 'le' else ')'}"
+
+
+_SHOWN = 60  # at most this many characters of a value (or a key) in a message
+
+
 def _show(value) -> str:
-    """A value as params.yaml spells it: null, true/false, 'text', numbers."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
+    """A value as params.yaml spells it: null, true/false, 'text', numbers, [lists], {mappings}.
+
+    Cut at _SHOWN characters, and walked only as far as it is shown: a list of
+    a billion items costs what its first few do.
+    """
+    text = ""
+    for token in _tokens(value):
+        text += token
+        if len(text) > _SHOWN:
+            break
+    return _cut(text)
 
 
-def _hint(key: str, options: list[str]) -> str:
+def _tokens(value):
+    if isinstance(value, dict):
+        yield "{"
+        for i, (k, v) in enumerate(value.items()):
+            yield ", " * (i > 0)
+            yield from _tokens(k)
+            yield ": "
+            yield from _tokens(v)
+        yield "}"
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        yield "["
+        for i, v in enumerate(value):
+            yield ", " * (i > 0)
+            yield from _tokens(v)
+        yield "]"
+    elif value is None or isinstance(value, bool):
+        yield {None: "null", True: "true", False: "false"}[value]
+    else:
+        yield repr(value[:_SHOWN + 1] if isinstance(value, (str, bytes)) else value)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
+
+
+def _hint(key, options: list[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(str(key), options, n=1, cutoff=0.6)
