@@ -19,7 +19,7 @@ from zerodl import TwoLayerNet
 from zerodl.errors import DataError
 from zerodl.io import all_or_nothing, load_split, write_json, write_text
 from zerodl.optim import make_optimizer
-from zerodl.params import as_dict, check_batch_size, load_params
+from zerodl.params import as_dict, check_batch_size, iterations, load_params
 from zerodl.progress import TrainingBar
 from zerodl.train import train
 from zerodl.worker import available as helper_available
@@ -52,27 +52,30 @@ def main() -> None:
     tp = p.train
     x_train, t_train, x_test, t_test = load_prepared(np.dtype(tp.dtype))
     check_batch_size(p, len(x_train))
+    iters = iterations(p, len(x_train))  # train.iters, or train.epochs counted in iterations
     n_classes = int(max(t_train.max(), t_test.max())) + 1
 
     rng = np.random.default_rng(p.seed)  # weights first, then the batch order
     net = TwoLayerNet(x_train.shape[1], p.model.hidden_size, n_classes,
-                      weight_init_std=p.model.weight_init_std, dtype=tp.dtype, rng=rng)
+                      weight_init_std=p.model.weight_init_std, dtype=tp.dtype, rng=rng,
+                      activation=p.model.activation, dropout_ratio=p.model.dropout,
+                      weight_decay_lambda=tp.weight_decay)
     optimizer = make_optimizer(tp.optimizer, tp.learning_rate, tp.momentum)
 
-    bar = TrainingBar(tp.iters, file=sys.stderr)  # a terminal's bar, or plain lines in a log
+    bar = TrainingBar(iters, file=sys.stderr)  # a terminal's bar, or plain lines in a log
     on_iteration, on_epoch = bar.on_iteration, bar.on_epoch
 
     try:
         with threadpool_limits(limits=tp.threads, user_api="blas"):
             result = train(net, optimizer, x_train, t_train, x_test, t_test,
-                           iters=tp.iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
+                           iters=iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
                            helper=tp.threads == 1 and helper_available(), on_iteration=on_iteration, on_epoch=on_epoch)
     finally:
         bar.close()  # an error or Ctrl-C gets a line of its own, not the end of the bar's
 
     last = result.epochs[-1]
     with all_or_nothing():  # the four outputs are replaced together or not at all
-        net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test))
+        net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test), iterations=iters)
         write_text(LOSS_CSV, csv_text(["iteration", "loss"],
                                       ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))
         write_text(EPOCHS_CSV, csv_text(
@@ -85,12 +88,12 @@ def main() -> None:
             "test_loss": last.test_loss,
             "final_batch_loss": float(result.loss[-1]),
             "epochs": last.epoch,
-            "iterations": tp.iters,
+            "iterations": iters,
             "iter_per_epoch": result.iter_per_epoch,
             # Wall time: the one number here that differs between identical runs.
             "seconds": round(result.seconds, 3),
         })
-    print(f"train: {tp.iters} iterations ({last.epoch:g} epochs) in {result.seconds:.1f} s: "
+    print(f"train: {iters} iterations ({last.epoch:g} epochs) in {result.seconds:.1f} s: "
           f"train accuracy {last.train_accuracy:.4f}, test accuracy {last.test_accuracy:.4f}")
     print(f"train: gradient {result.gradient}; batches and scoring in {result.batches}")
 

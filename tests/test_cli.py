@@ -456,7 +456,7 @@ def test_gradcheck_on_the_prepared_digits(project):
     assert sorted(numbers) == ["W1", "W2", "b1", "b2"]
     assert all(0 <= v <= 1e-7 for v in numbers.values())
     assert "pass: <= 1e-07" in r.stdout and "the first 3 training digits" in r.stdout
-    assert "TwoLayerNet 784-50-10 in float64" in r.stdout
+    assert "TwoLayerNet 784-50-10 (relu) in float64" in r.stdout
 
 
 def test_gradcheck_without_data_uses_labelled_random_inputs(tmp_path, project):

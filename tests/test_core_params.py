@@ -15,9 +15,9 @@ REPO_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 DEFAULTS = {
     "seed": 0,
     "data": {"source": "mnist-5k", "dir": None, "test_fraction": 0.2},
-    "model": {"hidden_size": 50, "weight_init_std": 0.01},
-    "train": {"iters": 10000, "batch_size": 100, "learning_rate": 0.1, "optimizer": "sgd",
-              "gradient": "backprop", "momentum": 0.9, "dtype": "float32", "threads": 1},
+    "model": {"hidden_size": 50, "weight_init_std": 0.01, "activation": "relu", "dropout": 0.0},
+    "train": {"iters": 10000, "epochs": None, "batch_size": 100, "learning_rate": 0.1, "optimizer": "sgd",
+              "gradient": "backprop", "momentum": 0.9, "weight_decay": 0.0, "dtype": "float32", "threads": 1},
     "report": {"misclassified": 25},
 }
 
@@ -258,3 +258,31 @@ def test_check_batch_size(tmp_path):
     assert e.value.exit_code == 2
     msg = str(e.value)
     assert "train.batch_size = 100" in msg and "99" in msg
+
+
+# --- iterations or epochs (issue 14) ---------------------------------------------------------------
+
+def test_epochs_instead_of_iters(tmp_path):
+    from zerodl.params import iterations
+
+    p = _load(tmp_path, "train:\n  iters: null\n  epochs: 10\n  batch_size: 100\n")
+    assert (p.train.iters, p.train.epochs) == (None, 10)
+    assert iterations(p, 60_000) == 6_000  # the study group's run: 10 epochs of 600
+    assert iterations(p, 4_050) == 400     # an epoch is train size // batch_size
+    assert iterations(_load(tmp_path, "train:\n  iters: 123\n"), 60_000) == 123
+
+
+@pytest.mark.parametrize("text, words", [
+    ("train:\n  epochs: 10\n", "train.iters = 10000, train.epochs = 10: expected exactly one of them, the other "
+                                 "null (both are set; to count in epochs, set train.iters: null)"),
+    ("train:\n  iters: null\n", "train.iters = null, train.epochs = null: expected exactly one of them, the "
+                                  "other null (both are null)"),
+    ("train:\n  iters: null\n  epochs: 0\n", "train.epochs = 0: expected an integer from 1 to 100000 or null"),
+    ("model:\n  activation: tanh\n", "model.activation = 'tanh': expected one of relu | sigmoid"),
+    ("model:\n  dropout: 1\n", "model.dropout = 1: expected a number in [0, 1)"),
+    ("train:\n  weight_decay: -0.1\n", "train.weight_decay = -0.1: expected a finite number >= 0"),
+    ("model:\n  dropuot: 0.5\n", "unknown key 'model.dropuot' (did you mean 'dropout'?)"),
+])
+def test_the_new_keys_get_one_clear_line(tmp_path, text, words):
+    assert words in _error(tmp_path, text)
+

@@ -71,7 +71,7 @@ def _error(tmp_path, text: str | bytes) -> str:
         load_params(path)
     assert e.value.exit_code == 2
     msg = str(e.value)
-    assert "\n" not in msg and len(msg) < 250, msg
+    assert "\n" not in msg and len(msg) < 300, msg
     return msg.removeprefix(f"{path}: ")
 
 

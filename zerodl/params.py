@@ -43,16 +43,20 @@ class DataParams:
 class ModelParams:
     hidden_size: Int = Field(50, ge=1, le=100_000)
     weight_init_std: Union[Annotated[Number, Field(gt=0, allow_inf_nan=False)], Literal["he", "xavier"]] = 0.01
+    activation: Literal["relu", "sigmoid"] = "relu"
+    dropout: Number = Field(0.0, ge=0, lt=1)
 
 
 @_section
 class TrainParams:
-    iters: Int = Field(10000, ge=1, le=10_000_000)
+    iters: Optional[Int] = Field(10000, ge=1, le=10_000_000)  # or epochs: exactly one of the two is set
+    epochs: Optional[Int] = Field(None, ge=1, le=100_000)
     batch_size: Int = Field(100, ge=1)
     learning_rate: Number = Field(0.1, gt=0, allow_inf_nan=False)
     optimizer: Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"] = "sgd"
     gradient: Literal["backprop", "numerical"] = "backprop"
     momentum: Number = Field(0.9, ge=0, lt=1)
+    weight_decay: Number = Field(0.0, ge=0, allow_inf_nan=False)
     dtype: Literal["float32", "float64"] = "float32"
     threads: Int = Field(1, ge=1, le=256)
 
@@ -174,6 +178,11 @@ def parse_params(raw: Any, where: str = "params.yaml") -> Params:
         raise ParamsError(f"{where}: {_explain(e, raw)}") from None
     if p.data.source == "idx" and p.data.dir is None:
         raise ParamsError(f"{where}: data.dir = null: expected a folder path when data.source is idx")
+    if (p.train.iters is None) == (p.train.epochs is None):
+        both = ("both are set; to count in epochs, set train.iters: null" if p.train.iters is not None
+                else "both are null")
+        raise ParamsError(f"{where}: train.iters = {_show(p.train.iters)}, train.epochs = {_show(p.train.epochs)}: "
+                          f"expected exactly one of them, the other null ({both})")
     return p
 
 
@@ -295,6 +304,13 @@ def _hint(key, options: list[str]) -> str:
 
     close = difflib.get_close_matches(str(key), options, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def iterations(p: Params, n_train: int) -> int:
+    """train.iters, or train.epochs in iterations: an epoch is n_train // batch_size of them."""
+    if p.train.iters is not None:
+        return p.train.iters
+    return p.train.epochs * max(n_train // p.train.batch_size, 1)
 
 
 def check_batch_size(p: Params, n_train: int, where: str = "params.yaml") -> None:

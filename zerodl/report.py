@@ -10,11 +10,15 @@ def render(params: dict, train: dict, evaluation: dict, data_meta: dict | None, 
     """Markdown for data/report/report.md; `figures` maps a caption to a path relative to it."""
     lines = ["# zerodl training report", ""]
     src = (data_meta or {}).get("source", params.get("data", {}).get("source", "?"))
+    model, tp = params["model"], params["train"]
+    hidden = model.get("activation", "relu") + (f", dropout {model['dropout']}" if model.get("dropout") else "")
+    cures = f", weight decay λ = {tp['weight_decay']}" if tp.get("weight_decay") else ""
     lines += [
-        f"TwoLayerNet {params['model']['hidden_size']} hidden units, "
-        f"trained on **{src}** with {params['train']['optimizer']} "
-        f"(learning rate {params['train']['learning_rate']}, batch {params['train']['batch_size']}, "
-        f"{train['iterations']} iterations = {train['epochs']:g} epochs, {params['train']['dtype']}).",
+        f"TwoLayerNet {model['hidden_size']} hidden units ({hidden}), "
+        f"trained on **{src}** with {tp['optimizer']} "
+        f"(learning rate {tp['learning_rate']}, batch {tp['batch_size']}{cures}, "
+        f"{train['iterations']} iterations = {train['epochs']:g} epochs, "
+        f"gradient by {tp.get('gradient', 'backprop')}, {tp['dtype']}).",
         "",
         "## Key numbers",
         "",

@@ -18,10 +18,12 @@ def add_parser(sub):
     p = add_command(sub, "gradcheck", "compare backprop with the numerical gradient (the book's chapter-5 check)",
                     f"""\
 Builds a TwoLayerNet in float64 from params.yaml (model.hidden_size,
-model.weight_init_std, seed), takes the first --batch training digits of the
+model.weight_init_std, model.activation, model.dropout, train.weight_decay,
+seed), takes the first --batch training digits of the
 prepared data (random inputs if there is none), and prints the mean absolute
 difference between net.gradient (backprop) and net.numerical_gradient for W1,
-b1, W2 and b2. Exit status 0 if all four are <= {GRADCHECK_THRESHOLD:g}, else 1.
+b1, W2 and b2. With dropout, both gradients are of the same network: one mask,
+drawn once and held. Exit status 0 if all four are <= {GRADCHECK_THRESHOLD:g}, else 1.
 
 examples:
   zerodl gradcheck
@@ -45,20 +47,25 @@ def run(args) -> int:
         x_batch, t_batch, source = gradcheck_batch(args.data, args.batch, 0, trained.input_size, trained.output_size)
         check_fits(trained, x_batch, args.data / "x_train.npy")
         # In float64, as the book's check: float32 rounding (~1e-7) is the size of the threshold.
-        net = TwoLayerNet(trained.input_size, trained.hidden_size, trained.output_size, dtype=np.float64, seed=0)
+        net = TwoLayerNet(trained.input_size, trained.hidden_size, trained.output_size, dtype=np.float64, seed=0,
+                          activation=trained.activation, dropout_ratio=trained.dropout_ratio)
         net.set_params(trained.params)
         about = f"the trained weights of {args.model}"
     else:
         params = load_params(args.params)  # ParamsError: one line naming the bad key
         x_batch, t_batch, source = gradcheck_batch(args.data, args.batch, params.seed, 28 * 28, N_CLASSES)
         net = TwoLayerNet(x_batch.shape[1], params.model.hidden_size, N_CLASSES,
-                          weight_init_std=params.model.weight_init_std, seed=params.seed, dtype=np.float64)
+                          weight_init_std=params.model.weight_init_std, seed=params.seed, dtype=np.float64,
+                          activation=params.model.activation, dropout_ratio=params.model.dropout,
+                          weight_decay_lambda=params.train.weight_decay)
         about = (f"fresh weights: weight_init_std {params.model.weight_init_std}, seed {params.seed} "
                  f"(from {args.params})")
 
     diffs = gradient_check(net, x_batch, t_batch)
-    print(f"gradient check of TwoLayerNet {net.input_size}-{net.hidden_size}-{net.output_size} in float64, "
-          f"{about}")
+    extras = [net.activation] + [f"dropout {net.dropout_ratio:g} (one mask, held)"] * bool(net.dropout_ratio) \
+        + [f"weight decay {net.weight_decay_lambda:g}"] * bool(net.weight_decay_lambda)
+    print(f"gradient check of TwoLayerNet {net.input_size}-{net.hidden_size}-{net.output_size} "
+          f"({', '.join(extras)}) in float64, {about}")
     print(f"on {source}")
     print(f"mean |backprop - numerical| per parameter (pass: <= {GRADCHECK_THRESHOLD:g}):")
     for key in ("W1", "b1", "W2", "b2"):
@@ -68,7 +75,7 @@ def run(args) -> int:
     if bad:
         print(f"FAILED: backprop and the numerical gradient differ by more than {GRADCHECK_THRESHOLD:g} "
               f"for {', '.join(bad)}")
-        kinks = near_relu_kink(net, x_batch)
+        kinks = near_relu_kink(net, x_batch) if net.activation == "relu" else 0
         if kinks:
             print(f"note: {kinks} hidden pre-activations lie within a step h = {H:g} of the ReLU kink at 0, "
                   "where the central difference itself is wrong; a smaller --batch avoids them")

@@ -37,6 +37,7 @@ def run(args) -> int:
             "model": {"path": str(args.model), "bytes": args.model.stat().st_size,
                       "input_size": net.input_size, "hidden_size": net.hidden_size,
                       "output_size": net.output_size, "dtype": net.dtype.name,
+                      "activation": net.activation, "dropout_ratio": net.dropout_ratio,
                       "weights": n_weights, "shapes": shapes, "params": trained_with,
                       "n_train": meta.get("n_train"), "n_test": meta.get("n_test")},
             "metrics": {"train": train_json, "eval": eval_json},
@@ -46,7 +47,10 @@ def run(args) -> int:
 
     shape_text = ", ".join(f"{k} {'x'.join(map(str, s))}" for k, s in shapes.items())
     print(f"model     {args.model} ({args.model.stat().st_size:,} bytes)")
-    print(f"network   TwoLayerNet: {net.input_size} inputs -> {net.hidden_size} hidden (ReLU) "
+    hidden = {"relu": "ReLU", "sigmoid": "sigmoid"}[net.activation]
+    if net.dropout_ratio:
+        hidden += f", dropout {net.dropout_ratio:g} in training"
+    print(f"network   TwoLayerNet: {net.input_size} inputs -> {net.hidden_size} hidden ({hidden}) "
           f"-> {net.output_size} outputs (softmax)")
     print(f"weights   {n_weights:,} {net.dtype.name} numbers: {shape_text}")
     print(f"trained   {describe_training(trained_with, meta)}")
@@ -70,7 +74,13 @@ def describe_training(params: dict | None, meta: dict) -> str:
         return "(the model file does not record the params it was trained with)"
     train = params.get("train") if isinstance(params.get("train"), dict) else {}
     loop = [f"{k} {train[k]}" for k in ("learning_rate", "batch_size", "gradient", "dtype") if k in train]
-    first = f"{train.get('iters', '?')} iterations of {train.get('optimizer', '?')}"
+    if train.get("weight_decay"):
+        loop.append(f"weight_decay {train['weight_decay']}")
+    iters = meta.get("iterations", train.get("iters"))  # the model records them since train.epochs
+    first = f"{iters if iters is not None else '?'} iterations"
+    if train.get("epochs") is not None:
+        first += f" ({train['epochs']} epochs)"
+    first += f" of {train.get('optimizer', '?')}"
     if loop:
         first += f" ({', '.join(loop)})"
     start = [f"{k} {v}" for k, v in (("weight_init_std", _get(params, "model", "weight_init_std")),
