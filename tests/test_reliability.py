@@ -229,7 +229,7 @@ TRAIN_BAD_PARAMS = {
     # id: (changes to PARAMS, or raw text of params.yaml, or None for no file; fragments of the line)
     "typo": ({"train": {"learnig_rate": 0.1}},
              ["params.yaml: unknown key 'train.learnig_rate'", "did you mean 'learning_rate'",
-              "allowed: iters, batch_size, learning_rate"]),
+              "allowed: iters, epochs, batch_size, learning_rate"]),
     "typo-section": ({"trian": {"iters": 5}}, ["unknown key 'trian'", "did you mean 'train'"]),
     "lr-text": ({"train": {"learning_rate": "fast"}},
                 ["train.learning_rate = 'fast'", "expected a finite number > 0"]),
