@@ -150,6 +150,8 @@ def test_a_tiny_lr_barely_moves(tmp_path, monkeypatch, capsys):
     (["--start", "0", "0"], "converged"),       # already there
     (["--lr", "0.5", "--steps", "1"], "converged"),  # x <- 0 x in one step
     (["--lr", "1.01"], "diverged"),             # x <- -1.02 x
+    (["--lr", "1.0002"], "diverged"),           # 100 steps of x <- -1.0004 x: 4 % farther, more than 1 %
+    (["--lr", "0.0003"], "not converged yet"),  # 100 steps of x <- 0.9994 x: 6 % closer, more than barely
     (["--start", "2", "-0.5", "--lr", "0.3", "--steps", "3"], "not converged yet"),
 ])
 def test_verdicts(tmp_path, monkeypatch, capsys, args, verdict):
