@@ -532,7 +532,7 @@ def test_info_without_metrics_or_data_says_so(project, tmp_path):
 # The bad inputs of the issue run as real subprocesses; the many smaller cases run the
 # same `main()` in this process (same code path, a tenth of the time).
 
-@pytest.mark.parametrize("command", ["predict", "show", "gradcheck", "info"])
+@pytest.mark.parametrize("command", ["predict", "show", "gradcheck", "info", "descend"])
 def test_every_command_has_help_with_an_example(command, tmp_path, monkeypatch, capsys):
     code, out, _ = run_in_process([command, "--help"], tmp_path, monkeypatch, capsys)
     assert code == 0

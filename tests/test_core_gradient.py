@@ -144,3 +144,15 @@ def test_gradient_descent_accepts_a_list_and_step_count():
     x = gradient_descent(function_2, [1.0, -2.0], lr=0.25, step_num=3)
     # factor (1 - 0.5) per step: 3 steps -> /8
     np.testing.assert_allclose(x, [0.125, -0.25], atol=1e-9)
+
+
+def test_gradient_descent_history_is_the_path():
+    history = []
+    x = gradient_descent(function_2, [-3.0, 4.0], lr=0.1, step_num=5, history=history)
+    assert len(history) == 6  # the start and x after each step
+    np.testing.assert_array_equal(history[0], [-3.0, 4.0])
+    np.testing.assert_allclose(history, 0.8 ** np.arange(6)[:, None] * np.array([-3.0, 4.0]), rtol=1e-10)
+    # copies, not views of the x being updated; the same bits as a run without history
+    np.testing.assert_array_equal(history[-1], x)
+    assert not any(np.shares_memory(a, b) for a, b in zip(history, history[1:]))
+    np.testing.assert_array_equal(gradient_descent(function_2, [-3.0, 4.0], lr=0.1, step_num=5), x)

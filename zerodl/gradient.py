@@ -34,11 +34,20 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
     return grad
 
 
-def gradient_descent(f: Callable[[np.ndarray], float], init_x, lr: float = 0.01, step_num: int = 100) -> np.ndarray:
-    """x <- x - lr * grad f(x), `step_num` times; returns the final x (init_x is untouched)."""
+def gradient_descent(f: Callable[[np.ndarray], float], init_x, lr: float = 0.01, step_num: int = 100,
+                     history: list | None = None) -> np.ndarray:
+    """x <- x - lr * grad f(x), `step_num` times; returns the final x (init_x is untouched).
+
+    `history`, a list, receives a copy of x at the start and after every step: the path,
+    step_num + 1 points (the book's exercise keeps x_history the same way, minus the last).
+    """
     x = np.array(init_x, dtype=np.float64)
+    if history is not None:
+        history.append(x.copy())
     for _ in range(step_num):
         x -= lr * numerical_gradient(f, x)
+        if history is not None:
+            history.append(x.copy())
     return x
 
 

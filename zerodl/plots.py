@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .io import write_bytes  # noqa: E402
@@ -105,3 +106,73 @@ def digit_grid(images, titles, path, cols: int = 5, title: str | None = None, fr
     fig.tight_layout()
     fig.tight_layout()
     _save(fig, path)
+
+
+def descent_path(points, path, title: str, end: bool = True) -> int | None:
+    """The book's figure 4-10: a path of gradient descent over the contours of x0² + x1².
+
+    `points` (n, 2), finite, the start first; `end` False if the descent went on past the
+    last point (to an overflow), so that point is no end. The window is a square around the
+    minimum that holds the start with a margin; a path that leaves it is drawn up to the edge,
+    with an arrow. Returns the first step outside the window, or None if the path stays in it.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    start = points[0]
+    r = 1.2 * float(np.abs(start).max()) or 1.0
+    outside = np.flatnonzero(np.abs(points).max(axis=1) > r)
+    left = int(outside[0]) if outside.size else None
+    shown = points if left is None else points[:left]
+
+    fig, ax = plt.subplots(figsize=(6.4, 6.4))
+    grid = np.linspace(-r, r, 401)
+    gx, gy = np.meshgrid(grid, grid)
+    fz = gx ** 2 + gy ** 2
+    # Circles evenly spaced in radius (round radii, so round-ish labels), not in f: in f they crowd outwards.
+    radii = MaxNLocator(nbins=8, steps=[1, 2, 5, 10]).tick_values(0, r * np.sqrt(2))
+    levels = radii[radii > 0] ** 2
+    bands = np.r_[0, levels, max(fz.max(), levels[-1]) * 1.01]
+    # The light half of Blues, darkest at the minimum: a valley the red path stands out on.
+    ax.contourf(gx, gy, fz, levels=bands, colors=plt.get_cmap("Blues")(np.linspace(0.5, 0.04, len(bands) - 1)))
+    lines = ax.contour(gx, gy, fz, levels=levels, colors="#4a6785", linewidths=0.7, linestyles="--")
+    ax.clabel(lines, fmt="%g", fontsize=7.5)
+    ax.axhline(0, color="0.6", linewidth=0.6, zorder=1)
+    ax.axvline(0, color="0.6", linewidth=0.6, zorder=1)
+
+    ax.plot(shown[:, 0], shown[:, 1], color="tab:red", linewidth=1.3, marker="o" if len(shown) <= 200 else None,
+            markersize=3.5, zorder=3, label="path")
+    if left is not None:
+        edge = _to_edge(points[left - 1], points[left], r)
+        ax.annotate("", xy=edge, xytext=points[left - 1], zorder=3,
+                    arrowprops={"arrowstyle": "-|>", "color": "tab:red", "linewidth": 1.3})
+        ax.annotate(f"step {left} leaves the window", xy=edge, textcoords="offset points",
+                    xytext=(-12 * np.sign(edge[0]), -14 * np.sign(edge[1]) or -14), fontsize=9, color="tab:red",
+                    ha="right" if edge[0] > 0 else "left", va="top" if edge[1] > 0 else "bottom")
+    elif not end:
+        ax.annotate(f"step {len(points)}: f overflows", xy=points[-1], textcoords="offset points", xytext=(0, -18),
+                    fontsize=9, color="tab:red", ha="center", va="top")
+    ax.plot(*start, linestyle="none", marker="o", markersize=11, markerfacecolor="white", markeredgecolor="tab:green",
+            markeredgewidth=2.2, zorder=4, label="start")
+    if left is None and end:
+        ax.plot(*points[-1], linestyle="none", marker="*", markersize=15, color="darkred", markeredgecolor="white",
+                markeredgewidth=0.8, zorder=5, label="end")
+    ax.plot(0, 0, linestyle="none", marker="+", markersize=12, markeredgewidth=1.5, color="black", zorder=4,
+            label="minimum (0, 0)")
+    ax.set_xlim(-r, r)
+    ax.set_ylim(-r, r)
+    ax.set_aspect("equal")
+    ax.set_xlabel("$x_0$")
+    ax.set_ylabel("$x_1$")
+    ax.set_title(title, fontsize=11)
+    # A fixed corner away from the path (which runs through the start and the origin): `best` is
+    # slow and warns on long paths.
+    ax.legend(loc="upper right" if start[0] * start[1] <= 0 else "upper left", fontsize=9, framealpha=0.92)
+    fig.tight_layout()
+    _save(fig, path)
+    return left
+
+
+def _to_edge(p, q, r: float) -> np.ndarray:
+    """Where the segment from p (inside the square |x| <= r) to q (outside) crosses its edge."""
+    d = q - p
+    t = min(((r if di > 0 else -r) - pi) / di for pi, di in zip(p, d) if di != 0)
+    return p + min(max(t, 0.0), 1.0) * d

@@ -6,6 +6,7 @@
     zerodl show --index 0 1 2         draw digits to a PNG (or what the net sees of a picture)
     zerodl gradcheck                  backprop against the numerical gradient (chapter 5)
     zerodl info                       what the model is, how well it does, what data it came from
+    zerodl descend --lr 0.1           the book's gradient descent on x0² + x1², and a PNG of its path
 
 Every command reads the files the pipeline writes (data/model/model.npz,
 data/prepared/*.npy, data/metrics/*.json) relative to the current folder.
@@ -26,9 +27,9 @@ import sys
 from threadpoolctl import threadpool_limits
 
 from .. import __version__
-from . import gradcheck, info, predict, show
+from . import descend, gradcheck, info, predict, show
 
-COMMANDS = (predict, show, gradcheck, info)  # in the order `zerodl --help` lists them
+COMMANDS = (predict, show, gradcheck, info, descend)  # in the order `zerodl --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -167,6 +167,16 @@ def digit_options(p, errors_help: str) -> None:
     how.add_argument("--errors", type=count_arg, metavar="K", help=errors_help)
 
 
+def check_png_out(path: Path) -> None:
+    """--out must name a .png in a folder that exists."""
+    if path.suffix.lower() != ".png":
+        raise DataError(f"--out {path}: expected a file name ending in .png")
+    if not path.parent.is_dir():
+        # A typo in a folder name should not quietly create that folder.
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise DataError(f"--out {path}: {path.parent} {what}")
+
+
 def check_one_source(args) -> None:
     # The group above refuses --index with --errors; "exactly one, IMAGE files included" is said here.
     chosen = sum([bool(args.images), args.index is not None, args.errors is not None])

@@ -7,8 +7,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..metrics import most_confident_errors, predict_proba
-from .common import (add_command, ascii_digit, check_fits, check_index, check_one_source, count_arg, data_options,
-                     digit_options, load_net, load_split, model_option)
+from .common import (add_command, ascii_digit, check_fits, check_index, check_one_source, check_png_out, count_arg,
+                     data_options, digit_options, load_net, load_split, model_option)
 
 SHOW_OUT = Path("digits.png")
 
@@ -35,12 +35,7 @@ examples:
 
 def run(args) -> int:
     check_one_source(args)
-    if args.out.suffix.lower() != ".png":
-        raise DataError(f"--out {args.out}: expected a file name ending in .png")
-    if not args.out.parent.is_dir():
-        # A typo in a folder name should not quietly create that folder.
-        what = "is a file, not a folder" if args.out.parent.exists() else "does not exist"
-        raise DataError(f"--out {args.out}: {args.out.parent} {what}")
+    check_png_out(args.out)
     title = None
     if args.images:
         from ..images import load_digit  # PIL: imported only by the commands that read pictures
