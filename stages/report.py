@@ -1,7 +1,8 @@
-"""Stage `report`: the figures and data/report/report.md.
+"""Stage `report`: the figures, data/report/report.md and data/report/draw.html.
 
 PNGs: loss per iteration, train/test accuracy per epoch, the confusion
 matrix, and a gallery of the most confidently misclassified test digits.
+draw.html: a page to draw a digit on and watch the trained net read it (zerodl.draw).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
-from zerodl import plots
+from zerodl import draw, plots
 from zerodl.errors import DataError
 from zerodl.io import all_or_nothing, load_split, write_text
 from zerodl.metrics import most_confident_errors, predict_proba
@@ -62,7 +63,7 @@ def main() -> None:
     net = TwoLayerNet.load(MODEL)
     x, t = load_split(PREPARED, "test")
     net.check_data(x, t, MODEL)
-    with all_or_nothing():  # the five files are replaced together or not at all
+    with all_or_nothing():  # the six files are replaced together or not at all
         n_figures = _write_report(p, train, evaluation, data_meta, loss, epochs, net, x, t)
     print(f"report: {OUT / 'report.md'} and {n_figures} figures")
 
@@ -86,6 +87,7 @@ def _write_report(p, train, evaluation, data_meta, loss, epochs, net, x, t) -> i
         "Most confident mistakes": "misclassified.png",
     }
     write_text(OUT / "report.md", render(as_dict(p), train, evaluation, data_meta, figures))
+    write_text(OUT / "draw.html", draw.render(net, evaluation["accuracy"], (data_meta or {}).get("source", p.data.source)))
     return len(figures)
 
 

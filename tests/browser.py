@@ -7,7 +7,7 @@ what the page asked for, so a test can assert it stayed on file://.
 
     from browser import open_page          # in a test
     with open_page(path, viewport=(1280, 800)) as page:
-        page.mouse.move(...); ...
+        draw(page, "#pad", [[(0.2, 0.2), (0.8, 0.8)]])   # or page.mouse.move(...) ...
         assert page.outside() == []
 """
 from __future__ import annotations
@@ -50,3 +50,33 @@ def open_page(path: Path, viewport=(1280, 800), scale: float = 1.0, touch: bool 
             yield page
         finally:
             browser.close()
+
+
+def draw(page, selector: str, strokes, touch: bool = False, steps: int = 6) -> None:
+    """Draw `strokes` on the element: each a list of (u, v) in 0..1 of its box, joined by
+    `steps` moves per leg. With the mouse, or with a finger through Chromium's touch input
+    (CDP Input.dispatchTouchEvent: Playwright's touchscreen only taps); either way the page
+    gets real pointer events, of pointerType "mouse" or "touch"."""
+    box = page.locator(selector).bounding_box()
+    cdp = page.context.new_cdp_session(page) if touch else None
+
+    def finger(kind, point=None):
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [dict(zip("xy", point))] if point else []})
+
+    for stroke in strokes:
+        at = [(box["x"] + u * box["width"], box["y"] + v * box["height"]) for u, v in stroke]
+        legs = [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps)
+                for (x0, y0), (x1, y1) in zip(at, at[1:]) for i in range(1, steps + 1)]
+        if touch:
+            finger("touchStart", at[0])
+            for point in legs:
+                finger("touchMove", point)
+            finger("touchEnd")
+        else:
+            page.mouse.move(*at[0])
+            page.mouse.down()
+            for point in legs:
+                page.mouse.move(*point)
+            page.mouse.up()
+    if cdp:
+        cdp.detach()

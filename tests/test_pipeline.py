@@ -89,6 +89,7 @@ def test_repro_runs_every_stage_and_writes_outputs(repo):
         assert (repo / "data/report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (repo / "data/report/report.md").read_text()
     assert f"{100 * ev['accuracy']:.2f} %" in report and "learning_rate: 0.1" in report
+    assert "](draw.html)" in report and "const MODEL = " in (repo / "data/report/draw.html").read_text()
     loss_rows = (repo / "data/plots/loss.csv").read_text().splitlines()
     assert loss_rows[0] == "iteration,loss" and len(loss_rows) == 201
 
@@ -104,7 +105,7 @@ def test_same_params_and_seed_give_identical_model_and_metrics(repo):
     repo, _ = repo
     files = ("data/model/model.npz", "data/metrics/eval.json", "data/plots/loss.csv",
              "data/plots/epochs.csv", "data/plots/predictions.csv", "data/report/report.md",
-             "data/report/confusion.png")
+             "data/report/confusion.png", "data/report/draw.html")
     before = {f: sha(repo / f) for f in files}
     train_before = json.loads((repo / "data/metrics/train.json").read_text())
     for f in files + ("data/metrics/train.json",):

@@ -20,6 +20,9 @@ def render(params: dict, train: dict, evaluation: dict, data_meta: dict | None, 
         f"{train['iterations']} iterations = {train['epochs']:g} epochs, "
         f"gradient by {tp.get('gradient', 'backprop')}, {tp['dtype']}).",
         "",
+        "**[Draw a digit](draw.html)** and watch this network read it: one page that opens "
+        "from disk in a browser, no server and no network.",
+        "",
         "## Key numbers",
         "",
         "| | value |",
