@@ -741,7 +741,8 @@ def _train_and_evaluate(proj: Path, env: dict) -> dict:
         weights = {k: z[k] for k in ("W1", "b1", "W2", "b2")}
     return {"model": (proj / MODEL).read_bytes(), "train": train,
             "eval": (proj / "data/metrics/eval.json").read_bytes(),
-            "plots": [(proj / f"data/plots/{f}").read_bytes() for f in ("loss.csv", "epochs.csv", "predictions.csv")],
+            "plots": [(proj / f"data/plots/{f}").read_bytes()
+                      for f in ("loss.csv", "epochs.csv", "norms.csv", "predictions.csv")],
             "weights": weights, "accuracy": json.loads((proj / "data/metrics/eval.json").read_text())["accuracy"]}
 
 
