@@ -1,7 +1,8 @@
 """Stage `train`: TwoLayerNet on data/prepared with mini-batch SGD.
 
 Writes data/model/model.npz, data/metrics/train.json and the history that
-`dvc plots` draws: data/plots/loss.csv (per iteration), data/plots/epochs.csv.
+`dvc plots` draws: data/plots/loss.csv (per iteration), data/plots/epochs.csv,
+data/plots/norms.csv (per epoch: each parameter's norm and its last update's).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ MODEL = Path("data/model/model.npz")
 METRICS = Path("data/metrics/train.json")
 LOSS_CSV = Path("data/plots/loss.csv")
 EPOCHS_CSV = Path("data/plots/epochs.csv")
+NORMS_CSV = Path("data/plots/norms.csv")
 
 
 def load_prepared(dtype):
@@ -45,6 +47,20 @@ def csv_text(header, rows) -> str:
     w.writerow(header)
     w.writerows(rows)
     return buf.getvalue()
+
+
+def norms_table(records) -> tuple[list[str], list[tuple]]:
+    """The header and rows of norms.csv: per epoch, ||W|| of each parameter, ||ΔW|| of the
+    epoch's last update, and their ratio (about 1e-3 is the classic sign of a good learning rate)."""
+    keys = list(records[0].weight_norm)
+    header = ["epoch", "iteration", *(f"{k}_norm" for k in keys), *(f"{k}_update" for k in keys),
+              *(f"{k}_update_ratio" for k in keys)]
+    rows = []
+    for r in records:
+        w, u = r.weight_norm, r.update_norm
+        rows.append((r.epoch, r.iteration, *(w[k] for k in keys), *(u[k] for k in keys),
+                     *(u[k] / w[k] if w[k] else float("nan") for k in keys)))
+    return header, rows
 
 
 def main() -> None:
@@ -74,13 +90,14 @@ def main() -> None:
         bar.close()  # an error or Ctrl-C gets a line of its own, not the end of the bar's
 
     last = result.epochs[-1]
-    with all_or_nothing():  # the four outputs are replaced together or not at all
+    with all_or_nothing():  # the five outputs are replaced together or not at all
         net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test), iterations=iters)
         write_text(LOSS_CSV, csv_text(["iteration", "loss"],
                                       ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))
         write_text(EPOCHS_CSV, csv_text(
             ["epoch", "iteration", "train_loss", "train_accuracy", "test_loss", "test_accuracy"],
             ((r.epoch, r.iteration, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy) for r in result.epochs)))
+        write_text(NORMS_CSV, csv_text(*norms_table(result.epochs)))
         write_json(METRICS, {
             "train_accuracy": last.train_accuracy,
             "test_accuracy": last.test_accuracy,

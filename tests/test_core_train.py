@@ -9,7 +9,7 @@ import pytest
 from zerodl import TwoLayerNet
 from zerodl.errors import DivergenceError, ZerodlError
 from zerodl.optim import SGD, make_optimizer
-from zerodl.train import EpochRecord, TrainResult, train
+from zerodl.train import EpochRecord, TrainResult, param_norms, train
 
 KEYS = ("W1", "b1", "W2", "b2")
 
@@ -219,6 +219,55 @@ def test_float64_data_into_float32_net():
     net = TwoLayerNet(2, 5, 2, seed=0)
     train(net, SGD(lr=0.1), x.astype(np.float64), t, x, t, iters=5, batch_size=10, rng=np.random.default_rng(0))
     assert all(v.dtype == np.float32 for v in net.params.values())
+
+
+class Spy:
+    """An optimizer that keeps a copy of the params before and after each of its updates."""
+
+    def __init__(self, optimizer):
+        self.optimizer, self.lr, self.steps = optimizer, optimizer.lr, []
+
+    def update(self, params, grads):
+        before = {k: v.copy() for k, v in params.items()}
+        self.optimizer.update(params, grads)
+        self.steps.append((before, {k: v.copy() for k, v in params.items()}))
+
+
+@pytest.mark.parametrize("name, lr", [("sgd", 0.3), ("momentum", 0.1), ("adam", 0.01)])
+def test_epoch_records_carry_each_params_norm_and_its_last_update(name, lr):
+    x, t = xor_data(300, 2)
+    net = TwoLayerNet(2, 8, 2, weight_init_std="he", seed=1)
+    spy = Spy(make_optimizer(name, lr))
+    result = train(net, spy, x, t, x[:50], t[:50], iters=40, batch_size=32, rng=np.random.default_rng(1))
+    assert [r.iteration for r in result.epochs] == [9, 18, 27, 36, 40]
+    for r in result.epochs:
+        before, after = spy.steps[r.iteration - 1]  # the epoch's last update
+        assert list(r.weight_norm) == list(r.update_norm) == list(KEYS)
+        for k in KEYS:
+            step = after[k].astype(np.float64) - before[k].astype(np.float64)
+            # (summed in float32, as the weights are)
+            assert r.weight_norm[k] == pytest.approx(np.sqrt(np.sum(after[k].astype(np.float64) ** 2)), rel=1e-6)
+            assert r.update_norm[k] == pytest.approx(np.sqrt(np.sum(step ** 2)), rel=1e-6)
+            assert r.update_norm[k] > 0
+    last = result.epochs[-1]
+    for k in KEYS:  # the last record's norms are the trained net's
+        assert last.weight_norm[k] == pytest.approx(float(np.linalg.norm(net.params[k].astype(np.float64))), rel=1e-6)
+
+
+def test_norms_of_a_net_that_does_not_move():
+    x, t = _indexed_data(8)
+    result = train(RecordingNet(), NullOptimizer(), x, t, x, t, iters=7, batch_size=2, rng=np.random.default_rng(0))
+    assert [(r.weight_norm, r.update_norm) for r in result.epochs] == [({"w": 0.0}, {"w": 0.0})] * 2
+
+
+def test_param_norms_of_weights_whose_float32_squares_overflow():
+    # float32 weights of 1e30 (a run on its way to divergence): summed again in float64
+    params = {"W": np.full((3, 4), 1e30, np.float32), "b": np.array([3.0, 4.0], np.float32)}
+    before = {"W": np.full((3, 4), 5e29, np.float32), "b": np.array([3.0, 3.0], np.float32)}
+    weight, update = param_norms(params, before)
+    assert weight["W"] == pytest.approx(np.sqrt(12) * 1e30, rel=1e-6) and weight["b"] == 5.0
+    assert update["W"] == pytest.approx(np.sqrt(12) * 5e29, rel=1e-6) and update["b"] == 1.0
+    assert all(type(v) is float for v in (*weight.values(), *update.values()))
 
 
 # --- guards ---------------------------------------------------------------------------------------

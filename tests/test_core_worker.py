@@ -56,6 +56,10 @@ def test_helper_gives_the_same_bits(small_chunks, case):
     net_b, rb, after_b = _run(True, **case)
     assert ra.loss.tobytes() == rb.loss.tobytes()
     assert ra.epochs == rb.epochs and len(ra.epochs) >= 1
+    # the norms measured at each epoch's end ride with its (possibly late) scores: the same bits
+    norms = [np.array([[(r.weight_norm[k], r.update_norm[k]) for k in KEYS] for r in run.epochs]) for run in (ra, rb)]
+    assert norms[0].tobytes() == norms[1].tobytes()
+    assert norms[0].shape == (len(ra.epochs), 4, 2) and np.all(norms[0][:, :, 1] > 0)
     for k in KEYS:
         assert net_a.params[k].tobytes() == net_b.params[k].tobytes(), k
     assert after_a == after_b  # the caller's generator is left where the in-process loop leaves it

@@ -71,6 +71,15 @@ def test_chapter_4_sigmoid_numerical_in_epochs(root):
     assert "hidden (sigmoid)" in info.stdout and "80 iterations (2 epochs) of sgd" in info.stdout
     check = zerodl("gradcheck", "--model", "data/model/model.npz", cwd=root)
     assert check.returncode == 0 and "(sigmoid) in float64" in check.stdout, check.stdout + check.stderr
+    # the report counts the sigmoid's saturated units (of the trained net, on the test digits), not dead ReLUs
+    rep = stage("report", root)
+    assert rep.returncode == 0, rep.stderr
+    text = (root / "data" / "report" / "report.md").read_text()
+    h = 1 / (1 + np.exp(-(x.astype(np.float64) @ net.params["W1"] + net.params["b1"])))
+    saturated = int(np.count_nonzero(np.mean((h <= 0.02) | (h >= 0.98), axis=0) >= 0.99))
+    assert (f"{saturated} of {net.hidden_size} hidden units {'is' if saturated == 1 else 'are'} saturated: "
+            f"outside (0.02, 0.98) on at least 99 % of the {len(x):,} test digits.") in text
+    assert "dead: never active" not in text
 
 
 def test_chapter_6_dropout_and_weight_decay(root):

@@ -324,6 +324,11 @@ MISSING_INPUTS = {
                               f"evaluate: error: {MODEL}: no such model file (train one with `dvc repro`)"),
     "report-before-evaluate": ("report", "data/metrics/eval.json",
                                "report: error: data/metrics/eval.json: not found (run `dvc repro` to make it)"),
+    "report-without-norms": ("report", "data/plots/norms.csv",
+                             "report: error: data/plots/norms.csv: not found (run `dvc repro train` to make it)"),
+    "norms-without-ratios": ("report", "data/plots/norms.csv",
+                             "report: error: data/plots/norms.csv: expected the columns epoch, <param>_norm and "
+                             "<param>_update_ratio (rerun `dvc repro train` to make it)"),
 }
 
 
@@ -333,6 +338,8 @@ def test_missing_or_damaged_input(project, case):
     target = project / path
     if case == "damaged-array":
         target.write_bytes(b"not an array\n")
+    elif case == "norms-without-ratios":  # an epochs.csv in its place
+        shutil.copy(project / "data/plots/epochs.csv", target)
     elif target.is_dir():
         shutil.rmtree(target)
     else:
@@ -342,6 +349,57 @@ def test_missing_or_damaged_input(project, case):
     assert assert_one_line(p, 1) == line
     assert snapshot(project / "data") == before
     assert leftovers(project) == []
+
+
+# --- the report: what the network learned -----------------------------------------------------
+
+def _csv(path: Path) -> tuple[list[str], np.ndarray]:
+    lines = path.read_text().splitlines()
+    return lines[0].split(","), np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+
+
+def test_train_logs_the_norms_and_the_report_shows_what_the_net_learned(base):
+    header, norms = _csv(base / "data/plots/norms.csv")
+    _, epochs = _csv(base / "data/plots/epochs.csv")
+    keys = ("W1", "b1", "W2", "b2")
+    assert header == ["epoch", "iteration", *(f"{k}_norm" for k in keys), *(f"{k}_update" for k in keys),
+                      *(f"{k}_update_ratio" for k in keys)]
+    np.testing.assert_array_equal(norms[:, :2], epochs[:, :2])  # a row per epoch record: 80, 160, 200
+    col = {name: norms[:, j] for j, name in enumerate(header)}
+    with np.load(base / MODEL, allow_pickle=False) as z:
+        for k in keys:
+            # the last row is the trained net's; every ratio is its update over its norm
+            assert col[f"{k}_norm"][-1] == pytest.approx(np.linalg.norm(z[k].astype(np.float64)), rel=1e-6)
+            np.testing.assert_allclose(col[f"{k}_update_ratio"], col[f"{k}_update"] / col[f"{k}_norm"], rtol=1e-15)
+            assert np.all(col[f"{k}_update"] > 0)
+        W1, b1 = z["W1"].astype(np.float64), z["b1"].astype(np.float64)
+    report = (base / "data/report/report.md").read_text()
+    for png in ("weights.png", "hidden.png", "norms.png"):
+        assert (base / "data/report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({png})" in report
+    # the dead units, counted here in float64 from the model file and the test digits
+    x = np.load(base / "data/prepared/x_test.npy")
+    dead = int(np.count_nonzero(~np.any(x @ W1 + b1 > 0, axis=0)))
+    verb = "is" if dead == 1 else "are"
+    assert f"{dead} of 20 hidden units {verb} dead: never active on any of the 1,000 test digits." in report
+    assert "What each hidden unit looks for" in report and "A rule of thumb puts a good learning rate near 1e-3" in report
+
+
+def test_dvc_yaml_declares_the_norms_and_their_plots(base):
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    train, report = spec["stages"]["train"], spec["stages"]["report"]
+    assert {"data/plots/norms.csv": {"cache": False}} in train["outs"]
+    assert "data/plots/norms.csv" in report["deps"]
+    header, _ = _csv(base / "data/plots/norms.csv")
+    drawn = {}
+    for plot in spec["plots"]:
+        for title, p in plot.items() if isinstance(plot, dict) else ():
+            if "data/plots/norms.csv" in p.get("y", {}):
+                assert p["x"] == "epoch"
+                drawn[title] = p["y"]["data/plots/norms.csv"]
+    assert drawn == {"Weight norms per epoch": [f"{k}_norm" for k in ("W1", "b1", "W2", "b2")],
+                     "Update / weight per epoch": [f"{k}_update_ratio" for k in ("W1", "b1", "W2", "b2")]}
+    assert all(c in header for columns in drawn.values() for c in columns)
 
 
 # Ctrl-C and SIGTERM: each stops a stage with one line and 128 + the signal.
@@ -741,7 +799,8 @@ def _train_and_evaluate(proj: Path, env: dict) -> dict:
         weights = {k: z[k] for k in ("W1", "b1", "W2", "b2")}
     return {"model": (proj / MODEL).read_bytes(), "train": train,
             "eval": (proj / "data/metrics/eval.json").read_bytes(),
-            "plots": [(proj / f"data/plots/{f}").read_bytes() for f in ("loss.csv", "epochs.csv", "predictions.csv")],
+            "plots": [(proj / f"data/plots/{f}").read_bytes()
+                      for f in ("loss.csv", "epochs.csv", "norms.csv", "predictions.csv")],
             "weights": weights, "accuracy": json.loads((proj / "data/metrics/eval.json").read_text())["accuracy"]}
 
 

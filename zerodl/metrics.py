@@ -1,9 +1,15 @@
-"""Scores of a trained net on a labelled set: accuracy, loss, confusion, per class."""
+"""Scores of a trained net on a labelled set: accuracy, loss, confusion, per class; and how
+its hidden units are used (dead ReLUs, saturated sigmoids)."""
 from __future__ import annotations
 
 import numpy as np
 
 from .functions import softmax
+from .net import ACTIVATIONS
+
+# A sigmoid output this close to 0 or 1 has a slope below 0.02: it passes almost no gradient.
+SATURATED_OUTSIDE = (0.02, 0.98)
+SATURATED_SHARE = 0.99  # a unit that is saturated on this share of the digits is called saturated
 
 
 def confusion_matrix(t, y, n_classes: int) -> np.ndarray:
@@ -68,3 +74,38 @@ def most_confident_errors(proba: np.ndarray, t, k: int) -> np.ndarray:
     conf = proba[wrong, y[wrong]]
     # Stable sort on -confidence: ties keep index order, so the choice is reproducible.
     return wrong[np.argsort(-conf, kind="stable")][:k]
+
+
+def hidden_activations(net, x, chunk: int = 2048) -> np.ndarray:
+    """The hidden layer's output for every row of x (rows x hidden units, the net's dtype):
+    the net's own Affine1 and Relu1/Sigmoid1 in inference mode, in chunks, before any Dropout."""
+    layers = net.layers["Affine1"], net.layers[ACTIVATIONS[net.activation][0]]
+    out = np.empty((len(x), net.hidden_size), dtype=net.dtype)
+    for s in range(0, len(x), chunk):
+        h = np.asarray(x[s:s + chunk], dtype=net.dtype)
+        for layer in layers:
+            h = layer.forward(h)
+        out[s:s + chunk] = h
+    return out
+
+
+def active_share(h: np.ndarray) -> np.ndarray:
+    """Per hidden unit (column of h): the share of rows on which it is active (> 0)."""
+    return np.count_nonzero(h > 0, axis=0) / len(h)
+
+
+def dead_units(h: np.ndarray) -> np.ndarray:
+    """Per unit, True if it is never active (a ReLU that passes no gradient on any row)."""
+    return ~np.any(h > 0, axis=0)
+
+
+def saturated_share(h: np.ndarray, outside: tuple[float, float] = SATURATED_OUTSIDE) -> np.ndarray:
+    """Per unit: the share of rows on which its output is outside the open interval `outside`."""
+    low, high = outside
+    return np.count_nonzero((h <= low) | (h >= high), axis=0) / len(h)
+
+
+def saturated_units(h: np.ndarray, outside: tuple[float, float] = SATURATED_OUTSIDE,
+                    share: float = SATURATED_SHARE) -> np.ndarray:
+    """Per unit, True if it is saturated (outside `outside`) on at least `share` of the rows."""
+    return saturated_share(h, outside) >= share

@@ -14,6 +14,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .io import write_bytes  # noqa: E402
+from .metrics import (SATURATED_OUTSIDE, SATURATED_SHARE, active_share, dead_units,  # noqa: E402
+                      saturated_share, saturated_units)
 
 DPI = 110
 
@@ -176,3 +178,122 @@ def _to_edge(p, q, r: float) -> np.ndarray:
     d = q - p
     t = min(((r if di > 0 else -r) - pi) / di for pi, di in zip(p, d) if di != 0)
     return p + min(max(t, 0.0), 1.0) * d
+
+
+# --- what the network learned ---------------------------------------------------------------------
+
+MAX_TILES = 300  # first-layer units drawn; beyond that the tiles get too small to read
+
+
+def weight_tiles(W1, path, image_shape=None, marked=None, marked_label: str = "") -> None:
+    """Each hidden unit's first-layer weights W1[:, j] as an image of the input, on a diverging
+    map centred at 0 (red: a bright pixel there excites the unit, blue: it inhibits it).
+
+    `marked` (a bool per unit) frames those units in black, `marked_label` says what they are.
+    """
+    W1 = np.asarray(W1, dtype=np.float64)
+    d, units = W1.shape
+    shown = min(units, MAX_TILES)
+    side = int(round(np.sqrt(d)))
+    rows_px, cols_px = image_shape if image_shape is not None else ((side, side) if side * side == d else (1, d))
+    cols = min(shown, int(np.ceil(np.sqrt(2 * shown))))  # about twice as wide as tall: 10 x 5 for 50
+    rows = -(-shown // cols)
+    gap = 2
+    # One mosaic, one imshow: gaps are NaN (drawn grey), so every tile has a frame.
+    mosaic = np.full((rows * (rows_px + gap) + gap, cols * (cols_px + gap) + gap), np.nan)
+    for j in range(shown):
+        r, c = divmod(j, cols)
+        y, x = gap + r * (rows_px + gap), gap + c * (cols_px + gap)
+        mosaic[y:y + rows_px, x:x + cols_px] = W1[:, j].reshape(rows_px, cols_px)
+    # Symmetric limits at a high percentile of |W1|: one extreme weight would wash out the rest.
+    limit = float(np.percentile(np.abs(W1[:, :shown]), 99.5)) or 1.0
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.7")
+    width = min(10.0, max(6.5, 0.9 * cols + 1.4))
+    fig, ax = plt.subplots(figsize=(width, (width - 1.4) * mosaic.shape[0] / mosaic.shape[1] + 0.9))
+    im = ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
+    if marked is not None:
+        for j in np.flatnonzero(np.asarray(marked)[:shown]):
+            r, c = divmod(j, cols)
+            ax.add_patch(plt.Rectangle((gap + c * (cols_px + gap) - 1.5, gap + r * (rows_px + gap) - 1.5),
+                                       cols_px + 2, rows_px + 2, fill=False, edgecolor="black", linewidth=1.6))
+    if shown % cols:  # the empty end of the last row: blank, not a grey block
+        x0, y0 = gap + (shown % cols) * (cols_px + gap) - 0.5, gap + (rows - 1) * (rows_px + gap) - 0.5
+        ax.add_patch(plt.Rectangle((x0, y0), mosaic.shape[1] - x0, mosaic.shape[0] - y0,
+                                   facecolor="white", edgecolor="none"))
+    ax.set_axis_off()
+    extend = "both" if np.abs(W1).max() > limit else "neither"
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02, extend=extend, label="weight")
+    which = f"the first {shown} of {units} units" if shown < units else f"all {units} units"
+    if marked is not None and np.any(marked):
+        which += f"; framed in black: {marked_label}"
+    ax.set_title(f"What each hidden unit looks for: its first-layer weights W1[:, j]\n({which})", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def hidden_activity(h, activation: str, path, outside=SATURATED_OUTSIDE, share: float = SATURATED_SHARE) -> None:
+    """Left: the histogram of every hidden activation on the test set. Right: per unit, the
+    share of digits on which it is active (ReLU; dead units marked) or saturated (sigmoid)."""
+    h = np.asarray(h, dtype=np.float64)
+    n, units = h.shape
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.3]})
+    unit = np.arange(units)
+    if activation == "relu":
+        top = float(h.max()) if h.size and h.max() > 0 else 1.0
+        left.hist(h.ravel(), bins=60, range=(0, top), color="tab:blue", log=True)
+        zero = np.count_nonzero(h == 0) / max(h.size, 1)
+        left.set_title(f"Hidden activations ({100 * zero:.0f} % exactly 0)")
+        left.set_ylabel("count (log scale)")
+        per_unit, flagged = active_share(h), dead_units(h)
+        right.set_ylabel("share of test digits it is active on")
+        right.set_title(f"Per unit: {np.count_nonzero(flagged)} of {units} dead (red: never active)")
+    else:
+        # Bins of 0.02, so the first and the last are the saturated ends, drawn red.
+        counts, edges = np.histogram(h.ravel(), bins=50, range=(0, 1))
+        ends = (edges[:-1] < outside[0]) | (edges[1:] > outside[1])
+        left.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=np.where(ends, "tab:red", "tab:blue"))
+        left.set_xlim(0, 1)
+        left.set_title(f"Hidden activations (red: outside {outside})")
+        left.set_ylabel("count")
+        per_unit, flagged = saturated_share(h, outside), saturated_units(h, outside, share)
+        right.axhline(share, color="tab:red", lw=0.8, ls="--")
+        right.set_ylabel(f"share of test digits outside {outside}")
+        right.set_title(f"Per unit: {np.count_nonzero(flagged)} of {units} saturated (red: ≥ {100 * share:g} %)")
+    left.set_xlabel("activation")
+    for j in np.flatnonzero(flagged):  # a dead unit's bar has no height: shade its column
+        right.axvspan(j - 0.5, j + 0.5, color="tab:red", alpha=0.2, lw=0)
+    right.bar(unit, per_unit, width=0.8, color=np.where(flagged, "tab:red", "tab:blue"))
+    right.set_xlabel("hidden unit")
+    right.set_ylim(0, 1.05)
+    right.set_xlim(-1, units)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Hidden layer on the {n:,} test digits")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def norm_curves(epoch, columns: dict, path) -> None:
+    """Per epoch (log scale): each parameter's norm ||W||, and its last update's norm over it,
+    ||ΔW|| / ||W||, with the classic mark of a good learning rate at 1e-3."""
+    keys = [c[:-len("_norm")] for c in columns if c.endswith("_norm")]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    few = len(epoch) <= 40
+    colors = {"W1": "tab:blue", "b1": "tab:cyan", "W2": "tab:red", "b2": "tab:orange"}  # a layer's pair alike
+    for k in keys:
+        style = {"color": colors.get(k), "marker": "o" if few else None, "markersize": 3, "linewidth": 1.3}
+        left.plot(epoch, columns[f"{k}_norm"], label=k, **style)
+        ratio = np.asarray(columns[f"{k}_update_ratio"], dtype=np.float64)
+        right.plot(epoch, np.where(ratio > 0, ratio, np.nan), label=k, **style)  # no update: a gap
+    right.axhline(1e-3, color="0.3", lw=0.8, ls="--")
+    right.annotate("1e-3", (1.0, 1e-3), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                   textcoords="offset points", ha="right", fontsize=8, color="0.3")
+    left.set_title("Parameter norm ||W|| per epoch")
+    right.set_title("Last update of the epoch: ||ΔW|| / ||W||")
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,13 +1,17 @@
 """The markdown report: the key numbers, the params used, and the figures."""
 from __future__ import annotations
 
+from .metrics import SATURATED_OUTSIDE, SATURATED_SHARE
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
-def render(params: dict, train: dict, evaluation: dict, data_meta: dict | None, figures: dict[str, str]) -> str:
-    """Markdown for data/report/report.md; `figures` maps a caption to a path relative to it."""
+def render(params: dict, train: dict, evaluation: dict, data_meta: dict | None, figures: dict[str, str],
+           notes: dict[str, str] | None = None) -> str:
+    """Markdown for data/report/report.md; `figures` maps a caption to a path relative to it,
+    `notes` a caption to the text under that figure."""
     lines = ["# zerodl training report", ""]
     src = (data_meta or {}).get("source", params.get("data", {}).get("source", "?"))
     model, tp = params["model"], params["train"]
@@ -42,10 +46,22 @@ def render(params: dict, train: dict, evaluation: dict, data_meta: dict | None, 
     lines += ["", "## Figures", ""]
     for caption, rel in figures.items():
         lines += [f"### {caption}", "", f"![{caption}]({rel})", ""]
+        if notes and caption in notes:
+            lines += [notes[caption], ""]
     lines += ["## Params used", "", "```yaml"]
     lines += _yaml_lines(params)
     lines += ["```", ""]
     return "\n".join(lines)
+
+
+def hidden_units_line(activation: str, flagged: int, units: int, digits: int,
+                      outside=SATURATED_OUTSIDE, share: float = SATURATED_SHARE) -> str:
+    """One sentence: how many hidden units are dead (ReLU) or saturated (sigmoid) on the test set."""
+    verb = "is" if flagged == 1 else "are"
+    if activation == "relu":
+        return f"{flagged} of {units} hidden units {verb} dead: never active on any of the {digits:,} test digits."
+    return (f"{flagged} of {units} hidden units {verb} saturated: outside {outside} "
+            f"on at least {100 * share:g} % of the {digits:,} test digits.")
 
 
 def _yaml_lines(d: dict, indent: int = 0) -> list[str]:

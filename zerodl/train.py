@@ -4,7 +4,9 @@
         take a batch                   batches.batch(i)
         compute the gradient           gradient(x_batch, t_batch)
         update the weights             optimizer.update(net.params, grads)
-        after each epoch, record the loss and accuracy on the whole training and test sets
+        after each epoch, record the loss and accuracy on the whole training and test sets,
+        and the size of each parameter and of its last update (a learning rate that is too
+        large or too small shows in the ratio of the two)
 
 Two seams keep the fast machinery out of the loop's shape:
 - where batches come from, and where epochs are scored: in this process, or a helper
@@ -48,6 +50,10 @@ class EpochRecord:
     train_accuracy: float
     test_loss: float      # on the whole test set
     test_accuracy: float
+    # Each parameter's norm (Frobenius) after the epoch's last update, and the norm of that
+    # update (W after - W before): measured in this process when the epoch ends.
+    weight_norm: dict[str, float] = field(default_factory=dict)
+    update_norm: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,7 +97,7 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
     guard = DivergenceGuard(getattr(optimizer, "lr", None))
 
     def record(tag, scores):
-        r = EpochRecord(round(tag[0], 6), tag[1], *scores)
+        r = EpochRecord(round(tag[0], 6), tag[1], *scores, *tag[2])
         guard.check_record(r)
         result.epochs.append(r)
         if on_epoch is not None:
@@ -105,6 +111,7 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
         batches = open_batches(stack, helper, net, x_train, t_train, x_test, t_test, iters=iters,
                                batch_size=batch_size, iter_per_epoch=iter_per_epoch, rng=rng, ones=grad.ones)
         result.batches = batches.name
+        before = {k: np.empty_like(v) for k, v in net.params.items()}  # the params before an epoch's last update
         for i in range(iters):
             x_batch, t_batch = batches.batch(i)
             loss, grads = grad(x_batch, t_batch)
@@ -113,16 +120,41 @@ def train(net, optimizer, x_train, t_train, x_test, t_test, *, iters: int, batch
                 while batches.scored:
                     record(*batches.scored.popleft())
                 raise guard.batch_error(i, loss, losses)
+            epoch_end = (i + 1) % iter_per_epoch == 0 or i + 1 == iters
+            if epoch_end:
+                for k, v in net.params.items():
+                    np.copyto(before[k], v)
             optimizer.update(net.params, grads)
             losses[i] = loss
             if on_iteration is not None:
                 on_iteration(i + 1, loss)
-            if (i + 1) % iter_per_epoch == 0 or i + 1 == iters:
-                batches.submit(net.params, ((i + 1) / iter_per_epoch, i + 1), last=i + 1 == iters)
+            if epoch_end:
+                # The norms travel in the tag: the helper's scores may arrive epochs later.
+                tag = ((i + 1) / iter_per_epoch, i + 1, param_norms(net.params, before))
+                batches.submit(net.params, tag, last=i + 1 == iters)
             while batches.scored:
                 record(*batches.scored.popleft())
     result.seconds = time.perf_counter() - start
     return result
+
+
+def param_norms(params: dict, before: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """({key: ||W||}, {key: ||W - W_before||}), Frobenius norms. Overwrites `before`."""
+    weight, update = {}, {}
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is handled in _norm
+        for k, v in params.items():
+            weight[k] = _norm(v)
+            update[k] = _norm(np.subtract(v, before[k], out=before[k]))
+    return weight, update
+
+
+def _norm(a) -> float:
+    a = np.ravel(a)
+    squares = float(np.dot(a, a))  # one BLAS dot in the weights' dtype: ~3 us for W1
+    if not math.isfinite(squares):  # float32 squares overflow long before the weights do
+        a = a.astype(np.float64)
+        squares = float(np.dot(a, a))
+    return math.sqrt(squares)
 
 
 # --- seam 1: where the batches come from ----------------------------------------------------------
