@@ -14,7 +14,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
-from zerodl.io import all_or_nothing, load_split, write_json, write_text
+from zerodl.io import all_or_nothing, check_finite, load_split, write_json, write_text
 from zerodl.metrics import evaluate
 from zerodl.params import load_params
 
@@ -29,9 +29,10 @@ def main() -> None:
     net = TwoLayerNet.load(MODEL)
     x, t = load_split(PREPARED, "test")
     net.check_data(x, t, MODEL)
+    check_finite(x, PREPARED / "x_test.npy", "test")
     x = x.astype(net.dtype, copy=False)
     with threadpool_limits(limits=p.train.threads, user_api="blas"):
-        result, predicted = evaluate(net, x, t)
+        result, predicted = evaluate(net, x, t, model=MODEL, name=lambda i: f"test digit {i}")
     with all_or_nothing():
         write_text(PREDICTIONS, "actual,predicted\n" + "".join(f"{a},{b}\n" for a, b in zip(t.tolist(), predicted.tolist())))
         write_json(METRICS, result)

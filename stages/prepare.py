@@ -8,8 +8,9 @@ from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
 from pathlib import Path
 
 from zerodl.data import prepare, replace_dir
+from zerodl.data.prepare import read_manifest
 from zerodl.errors import DataError
-from zerodl.io import save_npy, write_json
+from zerodl.io import write_json
 from zerodl.params import load_params
 
 RAW = Path("data/raw")
@@ -18,16 +19,15 @@ PREPARED = Path("data/prepared")
 
 def main() -> None:
     p = load_params("params.yaml")
-    data = prepare(RAW, seed=p.seed, test_fraction=p.data.test_fraction)
-    if data.meta["source"] != p.data.source:
-        raise DataError(f"{RAW} holds {data.meta['source']}, but params.yaml asks for {p.data.source}: "
+    source = read_manifest(RAW)["source"]
+    if source != p.data.source:
+        raise DataError(f"{RAW} holds {source}, but params.yaml asks for {p.data.source}: "
                         "run the fetch stage first (dvc repro does)")
-    with replace_dir(PREPARED) as out:
-        for name, array in data.arrays().items():
-            save_npy(out / f"{name}.npy", array)
-        write_json(out / "meta.json", data.meta)
-    counts = data.meta["counts"]
-    print(f"prepare: {data.meta['source']}: {counts['train']} train, {counts['test']} test -> {PREPARED}")
+    with replace_dir(PREPARED) as out:  # prepare writes the arrays into it as it converts them
+        meta = prepare(RAW, out, seed=p.seed, test_fraction=p.data.test_fraction)
+        write_json(out / "meta.json", meta)
+    counts = meta["counts"]
+    print(f"prepare: {meta['source']}: {counts['train']} train, {counts['test']} test -> {PREPARED}")
 
 
 if __name__ == "__main__":

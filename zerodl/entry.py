@@ -22,6 +22,10 @@ _ENVIRONMENT = {getattr(errno, name): hint for name, hint in (
 ) if hasattr(errno, name)}  # EDQUOT is not on every platform
 
 
+_FREE_MEMORY = "free some memory (close other programs) and run again"
+_OUT_OF_MEMORY = {"train": "try smaller params (train.batch_size, model.hidden_size, or a smaller data set)"}
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, unwound like Ctrl-C so atomic writes clean up, but reported as 143."""
 
@@ -70,8 +74,9 @@ def run(main: Callable[[], int | None], prog: str) -> None:
     except BrokenPipeError:
         sys.exit(1)
     except MemoryError:
-        print(f"{prog}: error: out of memory; try smaller params (train.batch_size, model.hidden_size, "
-              "or a smaller data set)", file=sys.stderr)
+        # Where a file is read, the reader names it (a DataError or ModelError above); what is left
+        # is the stage's own work, and only training has params that make it smaller.
+        print(f"{prog}: error: out of memory; {_OUT_OF_MEMORY.get(prog, _FREE_MEMORY)}", file=sys.stderr)
         sys.exit(1)
     except OSError as e:
         if e.errno not in _ENVIRONMENT:

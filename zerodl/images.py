@@ -10,6 +10,8 @@ digits that look like that, so a user's picture is put through the same steps:
 """
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import warnings
 
@@ -17,48 +19,101 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
+from .io import path_kind
 
 SIDE = 28          # MNIST's field
 BOX = 20           # the longer side of the digit inside it
 CENTRE = 14        # row and column of the centre of mass (0-based), as in MNIST
 NOISE_FLOOR = 0.1  # after stretching, anything fainter than this is paper or JPEG ripple, not ink
 MIN_CONTRAST = 0.05  # ink must differ from the background by at least this (of full scale)
+MAX_SIDE = 2048    # larger pictures are shrunk first: their float arrays would cost 8 bytes a pixel
 
 
 def open_image(path) -> Image.Image:
-    """Open and decode an image file; DataError naming the file if it is not one."""
+    """Open and decode an image file; DataError naming the file if it is not one.
+
+    A picture larger than MAX_SIDE is shrunk as it is decoded (JPEG) or right
+    after (box filter): the digit ends up 20 pixels tall, and the float arrays
+    of the recipe would otherwise cost 8 bytes a pixel (3 GB near Pillow's limit).
+    """
     where = os.fspath(path)
+    kind = path_kind(path)  # never open a named pipe: it would wait for a writer
+    if kind != "a file":
+        what = {"nothing": "no such file", "a folder": "is a folder"}.get(kind, f"is {kind}")
+        raise DataError(f"{where}: {what} (expected a PNG or JPEG picture of a digit)")
+    size = None
     try:
-        with warnings.catch_warnings():
-            # A huge image is refused below as an error, not a warning on stderr.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _quiet():
             with Image.open(path) as img:
+                size = img.size
+                factor = _factor(img.size)
+                if factor > 1 and img.format == "JPEG":
+                    img.draft(img.mode, (img.width // factor, img.height // factor))  # 1/2, 1/4 or 1/8 scale
                 img.load()  # decode now: a truncated file fails here, not later
+                img = shrink(img)
                 img = ImageOps.exif_transpose(img)  # phone photos: honour the rotation tag
-    except FileNotFoundError:
-        raise DataError(f"{where}: no such file (expected a PNG or JPEG picture of a digit)") from None
-    except IsADirectoryError:
-        raise DataError(f"{where}: is a folder (expected a PNG or JPEG picture of a digit)") from None
     except UnidentifiedImageError:
         raise DataError(f"{where}: not an image (expected a PNG or JPEG picture of a digit)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{where}: image is too large to decode safely (expected a picture of one digit)") from None
+    except MemoryError:
+        raise DataError(f"{where}: out of memory decoding its {size[0]}x{size[1]} pixels; "
+                        "a picture of one digit needs no more than 2048 on its longer side") from None
     except (OSError, SyntaxError, ValueError) as e:
         # Pillow reports damaged files as OSError ("image file is truncated") or SyntaxError.
         raise DataError(f"{where}: damaged or unreadable image ({e})") from None
     return img
 
 
-def to_grey(img: Image.Image) -> np.ndarray:
+@contextlib.contextmanager
+def _quiet():
+    """Pillow's warnings about odd files (corrupt EXIF, palette transparency) are not printed:
+    the picture is judged by what it holds. Only a decompression bomb is an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _factor(size) -> int:
+    return max(1, math.ceil(max(size) / MAX_SIDE))
+
+
+def shrink(img: Image.Image) -> Image.Image:
+    """The picture with its longer side at most MAX_SIDE: each block of factor x factor pixels averaged.
+
+    In strips, so that no second copy of a big picture is made (Pillow averages
+    RGBA premultiplied, in a copy, and converts palette and 16-bit pixels first).
+    """
+    factor = _factor(img.size)
+    if factor == 1:
+        return img
+    mode = img.mode
+    if mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        # palette indices, 1-bit and 16-bit pixels are not averaged as they are: first what to_grey reads
+        has_alpha = "A" in img.getbands() or "transparency" in img.info
+        mode = "I" if mode.startswith("I;") else "RGBA" if has_alpha else "L"
+    w, h = img.size
+    out = Image.new(mode, (math.ceil(w / factor), math.ceil(h / factor)))
+    step = factor * 64  # rows of the picture per strip: a whole number of blocks
+    for top in range(0, h, step):
+        strip = img.crop((0, top, w, min(h, top + step)))
+        out.paste((strip if strip.mode == mode else strip.convert(mode)).reduce(factor), (0, top // factor))
+    return out
+
+
+def to_grey(img: Image.Image, where: str = "image") -> np.ndarray:
     """Brightness in [0, 1] as float64 (H, W), whatever the mode (grey, RGB, RGBA, palette, 16-bit).
 
     A transparent background is filled with the colour that contrasts with the
     ink, so black strokes on transparency and white strokes on transparency
-    both stay visible.
+    both stay visible. Float pixels that are NaN or infinite raise DataError.
     """
     if img.mode in ("I", "F") or img.mode.startswith("I;"):
         # 16-bit or float pixels: no fixed full scale, so stretch min..max to 0..1.
         grey = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(grey).all():
+            raise DataError(f"{where}: has pixels that are NaN or infinite (expected a picture of a digit)")
         lo, hi = float(grey.min()), float(grey.max())
         return (grey - lo) / (hi - lo) if hi > lo else np.zeros_like(grey)
     has_alpha = "A" in img.getbands() or "transparency" in img.info
@@ -127,5 +182,10 @@ def mnist_like(grey: np.ndarray, where: str = "image") -> np.ndarray:
 
 def load_digit(path) -> np.ndarray:
     """An image file -> one row of 784 float32 values in [0, 1], as in data/prepared."""
+    where = os.fspath(path)
     img = open_image(path)
-    return mnist_like(to_grey(img), where=os.fspath(path)).reshape(-1)
+    try:
+        with _quiet():  # to_grey's conversions warn too (palette transparency given as bytes)
+            return mnist_like(to_grey(img, where), where).reshape(-1)
+    except MemoryError:
+        raise DataError(f"{where}: out of memory reading its {img.width}x{img.height} pixels") from None

@@ -7,8 +7,12 @@ old file (or none), never half of a new one.
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
+import math
+import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -20,6 +24,15 @@ from .errors import DataError, ModelError
 MODEL_FORMAT = "zerodl.TwoLayerNet"
 MODEL_VERSION = 1
 PARAM_KEYS = ("W1", "b1", "W2", "b2")
+SIZE_KEYS = ("input_size", "hidden_size", "output_size")
+# What reading a model may cost, decided from the .npy headers before any data is read:
+# the JSON description is a few hundred bytes; arrays may announce up to MAX_INFLATION
+# times the file's size (stored arrays are at most 1x; learned weights deflate ~1.1:1,
+# a zip bomb of zeros ~1000:1), or FREE_BYTES whatever the file.
+MAX_META_BYTES = 1 << 20
+MAX_INFLATION = 10
+FREE_BYTES = 16 << 20
+CHUNK = 1 << 20
 
 
 def write_bytes(path, data: bytes) -> None:
@@ -32,12 +45,28 @@ def write_text(path, text: str) -> None:
 
 
 def write_json(path, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    # allow_nan=False: NaN and Infinity are not JSON; a metric that became one is a bug, never written.
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def save_npy(path, array: np.ndarray) -> None:
     with atomic_write(path, "wb") as f:
         np.save(f, array, allow_pickle=False)
+
+
+def save_npy_stream(path, dtype, shape: tuple[int, ...], chunks) -> None:
+    """save_npy for an array that arrives as chunks of rows, never whole in memory: the same bytes."""
+    dtype = np.dtype(dtype)
+    with atomic_write(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                 "fortran_order": False, "shape": tuple(shape)})
+        rows = 0
+        for chunk in chunks:
+            chunk = np.ascontiguousarray(chunk, dtype=dtype)
+            f.write(memoryview(chunk).cast("B"))
+            rows += len(chunk)
+        if rows != shape[0]:
+            raise ValueError(f"{path}: {rows} rows written, {shape[0]} announced")  # a bug of the caller
 
 
 def load_npy(path, mmap: bool = False) -> np.ndarray:
@@ -61,10 +90,16 @@ def load_split(folder, split: str, mmap: bool = False,
     arrays = []
     for name in (f"x_{split}", f"t_{split}"):
         path = folder / f"{name}.npy"
+        kind = path_kind(path)
+        if kind not in ("a file", "nothing"):
+            raise DataError(f"{path}: is {kind}, not a .npy array ({hint})")
         try:
             arrays.append(load_npy(path, mmap))
         except FileNotFoundError:
             raise DataError(f"{path}: not found ({hint})") from None
+        except MemoryError:
+            raise DataError(f"{path}: out of memory reading its {path.stat().st_size:,} bytes; "
+                            "free some memory and run again") from None
         except (ValueError, OSError, EOFError) as e:
             raise DataError(f"{path}: not a readable .npy array ({e}); rerun `dvc repro -f prepare`") from None
     x, t = arrays
@@ -75,6 +110,46 @@ def load_split(folder, split: str, mmap: bool = False,
     if len(t) == 0:
         raise DataError(f"{folder}: the {split} split is empty")
     return x, t
+
+
+def check_finite(x: np.ndarray, where, split: str, rows=None) -> None:
+    """DataError naming the first digit of x (every row, or those in `rows`) holding NaN or an
+    infinity, which prepared data never holds: it would make every output of the net NaN."""
+    if rows is not None:
+        bad = [i for i in rows if not np.isfinite(x[i]).all()]
+    else:
+        bad = []
+        for s in range(0, len(x), 4096):  # in chunks: a memory-mapped split stays on disk
+            found = np.flatnonzero(~np.isfinite(x[s:s + 4096]).all(axis=1))
+            if found.size:
+                bad = [s + int(found[0])]
+                break
+    if bad:
+        raise DataError(f"{where}: {split} digit {bad[0]} holds NaN or infinite values "
+                        "(prepared pixels are numbers from 0 to 1); rerun `dvc repro -f prepare`")
+
+
+def path_kind(path) -> str:
+    """What is at `path`, in words: "a file", "a folder", "nothing", "a symbolic link loop", ...
+
+    For messages that say what a path is when it is not what was expected (a
+    device, a named pipe, a link to nowhere); and so that nothing opens a named
+    pipe, which would wait for a writer forever.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if os.path.islink(path) else "nothing"
+    except NotADirectoryError:
+        return "nothing"  # a path through a file
+    except OSError as e:
+        return "a symbolic link loop" if e.errno == errno.ELOOP else f"unreadable ({e.strerror or e})"
+    for test, kind in ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def save_model(path, params: dict[str, np.ndarray], config: dict) -> None:
@@ -110,38 +185,40 @@ def load_model(path) -> tuple[dict[str, np.ndarray], dict]:
 
     Anything else (a pickle, a truncated or foreign .npz, wrong shapes, NaN
     weights) raises ModelError with one line naming the file and the problem.
+    Each array's .npy header is checked against the meta before its data is
+    read, so a hostile archive (a zip bomb) costs a few reads, not its size.
     """
     path = Path(path)
     where = str(path)
-    if path.is_dir():
+    kind = path_kind(path)
+    if kind == "a folder":
         raise ModelError(f"{where}: is a folder, not a model file")
-    if not path.is_file():
+    if kind == "nothing":
         raise ModelError(f"{where}: no such model file (train one with `dvc repro`)")
+    if kind != "a file":
+        raise ModelError(f"{where}: is {kind}, not a model file")
     try:
         # Our own handle, closed by `with` whatever happens: np.load given a path
         # leaks its file when the zip directory is damaged (NpzFile raises).
         with open(path, "rb") as f:
-            z = np.load(f, allow_pickle=False)
+            z = np.load(f, allow_pickle=False)  # an .npz is opened, not read
             if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy gives an ndarray: no `with`
                 raise ModelError(f"{where}: not a zerodl model (a single .npy array, not an .npz archive)")
             with z:
                 names = set(z.files)
                 if "meta" not in names:
                     raise ModelError(f"{where}: not a zerodl model (no 'meta' entry; has {sorted(names)})")
-                meta_arr = z["meta"]
-                if meta_arr.dtype.kind != "U" or meta_arr.shape != ():
-                    raise ModelError(f"{where}: not a zerodl model ('meta' is not a JSON string)")
-                meta = json.loads(str(meta_arr))
-                if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-                    raise ModelError(f"{where}: not a zerodl model (format is {meta.get('format') if isinstance(meta, dict) else meta!r})")
-                if meta.get("version") != MODEL_VERSION:
-                    raise ModelError(f"{where}: model version {meta.get('version')!r} is not supported (expected {MODEL_VERSION})")
+                members = _Members(z.zip, where, os.fstat(f.fileno()).st_size)
+                meta = _parse_meta(members.meta(), where)
+                shapes = _shapes(where, meta)
                 missing = [k for k in PARAM_KEYS if k not in names]
                 if missing:
                     raise ModelError(f"{where}: model is missing arrays {missing}")
-                params = {k: z[k] for k in PARAM_KEYS}
+                params = {k: members.array(k, shapes[k]) for k in PARAM_KEYS}
     except ModelError:
         raise
+    except MemoryError:
+        raise ModelError(f"{where}: out of memory loading the model; free some memory and run again") from None
     except json.JSONDecodeError as e:  # a ValueError too: must come first
         raise ModelError(f"{where}: not a zerodl model ('meta' is not valid JSON: {e})") from None
     except ValueError as e:
@@ -153,7 +230,6 @@ def load_model(path) -> tuple[dict[str, np.ndarray], dict]:
                          f"{where}: not a readable zerodl model ({type(e).__name__}: {e})") from None
     except Exception as e:  # damaged zip headers: NotImplementedError, RuntimeError, zlib.error...
         raise ModelError(f"{where}: not a readable zerodl model ({type(e).__name__}: {e})") from None
-    _check_shapes(where, params, meta)
     return params, meta
 
 
@@ -178,17 +254,93 @@ def _not_npz(path: Path, where: str) -> str | None:
     return f"{where}: not a zerodl model (not an .npz archive; it starts with {head!r})"
 
 
-def _check_shapes(where: str, params: dict, meta: dict) -> None:
-    try:
-        i, h, o = int(meta["input_size"]), int(meta["hidden_size"]), int(meta["output_size"])
-    except (KeyError, TypeError, ValueError):
-        raise ModelError(f"{where}: model meta lacks input_size/hidden_size/output_size") from None
-    want = {"W1": (i, h), "b1": (h,), "W2": (h, o), "b2": (o,)}
-    for k, shape in want.items():
-        a = params[k]
-        if a.shape != shape:
-            raise ModelError(f"{where}: {k} has shape {a.shape}, expected {shape}")
-        if a.dtype.kind != "f":
-            raise ModelError(f"{where}: {k} has dtype {a.dtype}, expected floating point")
+class _Members:
+    """The .npy members of an open archive: a member's data is read only once its header has passed."""
+
+    def __init__(self, zf: zipfile.ZipFile, where: str, file_size: int):
+        self.zf, self.where, self.file_size = zf, where, file_size
+        self.limit, self.announced = max(FREE_BYTES, MAX_INFLATION * file_size), 0
+
+    def open(self, key: str):
+        return self.zf.open(f"{key}.npy" if f"{key}.npy" in self.zf.namelist() else key)
+
+    def header(self, m, key: str) -> tuple[np.dtype, tuple[int, ...], bool]:
+        """(dtype, shape, fortran order) from a member's .npy header; m is left at its data."""
+        try:
+            version = np.lib.format.read_magic(m)
+            if version not in ((1, 0), (2, 0)):  # 3.0 is only for structured arrays' unicode names
+                raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(m)
+        except ValueError as e:
+            raise ModelError(f"{self.where}: '{key}' is not a readable .npy array ({e})") from None
+        if dtype.hasobject:
+            raise ModelError(f"{self.where}: refused to load (Object arrays cannot be loaded when "
+                             "allow_pickle=False); zerodl models never need pickle")
+        return dtype, shape, fortran
+
+    def meta(self) -> str:
+        with self.open("meta") as m:
+            dtype, shape, _ = self.header(m, "meta")
+            if dtype.kind != "U" or shape != ():
+                raise ModelError(f"{self.where}: not a zerodl model ('meta' is not a JSON string)")
+            if dtype.itemsize > MAX_META_BYTES:
+                raise ModelError(f"{self.where}: not a zerodl model ('meta' is a string of {dtype.itemsize:,} "
+                                 "bytes; a model's is a few hundred)")
+            return str(self.data(m, "meta", dtype, 1)[0])
+
+    def array(self, key: str, want: tuple[int, ...]) -> np.ndarray:
+        with self.open(key) as m:
+            dtype, shape, fortran = self.header(m, key)
+            if shape != want:
+                raise ModelError(f"{self.where}: {key} has shape {shape}, expected {want}")
+            if dtype.kind != "f":
+                raise ModelError(f"{self.where}: {key} has dtype {dtype}, expected floating point")
+            self.announced += math.prod(shape) * dtype.itemsize
+            if self.announced > self.limit:
+                raise ModelError(f"{self.where}: its arrays announce {self.announced:,} bytes of data, more than "
+                                 f"a {self.file_size:,}-byte file holds (a damaged archive, or a zip bomb)")
+            a = self.data(m, key, dtype, math.prod(shape)).reshape(shape, order="F" if fortran else "C")
         if not np.all(np.isfinite(a)):
-            raise ModelError(f"{where}: {k} holds NaN or infinite values")
+            raise ModelError(f"{self.where}: {key} holds NaN or infinite values")
+        return a
+
+    def data(self, m, key: str, dtype: np.dtype, count: int) -> np.ndarray:
+        """The `count` values after the header, read in chunks: exactly those, nothing after them."""
+        a = np.empty(count, dtype=dtype)
+        buf, got = a.view(np.uint8), 0
+        while got < buf.size:
+            step = m.readinto(buf[got:got + CHUNK])
+            if not step:
+                raise ModelError(f"{self.where}: '{key}' is truncated ({got:,} of its {buf.size:,} bytes of data)")
+            got += step
+        if m.read(1):
+            raise ModelError(f"{self.where}: '{key}' holds more data than its header announces")
+        return a
+
+
+def _parse_meta(text: str, where: str) -> dict:
+    def refuse(token):  # NaN, Infinity, 1e999: not JSON numbers, and no size or setting
+        raise ModelError(f"{where}: not a zerodl model ('meta' holds {token}, which is not a finite number)")
+
+    def number(token):
+        value = float(token)
+        return value if math.isfinite(value) else refuse(token)
+
+    meta = json.loads(text, parse_constant=refuse, parse_float=number)
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{where}: not a zerodl model (format is {meta.get('format') if isinstance(meta, dict) else meta!r})")
+    if meta.get("version") != MODEL_VERSION:
+        raise ModelError(f"{where}: model version {meta.get('version')!r} is not supported (expected {MODEL_VERSION})")
+    return meta
+
+
+def _shapes(where: str, meta: dict) -> dict[str, tuple[int, ...]]:
+    """The shapes of W1, b1, W2, b2 that the meta's sizes say, each size a whole number >= 1."""
+    if any(k not in meta for k in SIZE_KEYS):
+        raise ModelError(f"{where}: model meta lacks input_size/hidden_size/output_size")
+    for k in SIZE_KEYS:
+        if type(meta[k]) is not int or meta[k] < 1:  # not bool, not 784.0 or "784": save_model writes ints
+            raise ModelError(f"{where}: model meta {k} = {json.dumps(meta[k])}: expected a whole number >= 1")
+    i, h, o = (meta[k] for k in SIZE_KEYS)
+    return {"W1": (i, h), "b1": (h,), "W2": (h, o), "b2": (o,)}

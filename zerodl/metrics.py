@@ -2,8 +2,11 @@
 its hidden units are used (dead ReLUs, saturated sigmoids)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from .errors import ModelError
 from .functions import softmax
 from .net import ACTIVATIONS
 
@@ -34,23 +37,47 @@ def per_class(cm: np.ndarray) -> list[dict]:
     return out
 
 
-def predict_proba(net, x, chunk: int = 2048) -> np.ndarray:
-    """Softmax probabilities for every row of x, computed in chunks."""
+def predict_proba(net, x, chunk: int = 2048, model="the model", name=lambda i: f"row {i}") -> np.ndarray:
+    """Softmax probabilities for every row of x, computed in chunks.
+
+    Refuses outputs that are not finite numbers (ModelError naming `model` and
+    `name(row)`): with finite inputs and weights, that is an overflow.
+    """
     out = np.empty((len(x), net.output_size), dtype=np.float64)
-    for s in range(0, len(x), chunk):
-        out[s:s + chunk] = softmax(net.predict(x[s:s + chunk]).astype(np.float64))
+    with np.errstate(all="ignore"):  # an overflow is reported below, not as a warning
+        for s in range(0, len(x), chunk):
+            out[s:s + chunk] = softmax(net.predict(x[s:s + chunk]).astype(np.float64))
+            bad = np.flatnonzero(~np.isfinite(out[s:s + chunk]).all(axis=1))
+            if bad.size:
+                raise overflow(net, model, name(s + int(bad[0])))
     return out
 
 
-def evaluate(net, x, t) -> tuple[dict, np.ndarray]:
+def overflow(net, model, digit: str) -> ModelError:
+    top = max(float(np.abs(p).max()) for p in net.params.values())
+    return ModelError(f"{model}: the network's outputs overflow {net.dtype.name} for {digit} "
+                      f"(weights up to {top:.2g}): a damaged or diverged model")
+
+
+def evaluate(net, x, t, model="the model", name=lambda i: f"row {i}") -> tuple[dict, np.ndarray]:
     """(everything eval.json holds, the predicted class of each row), from one forward pass.
 
     Accuracy, loss, confusion matrix and per-class scores all come from the same
-    logits, so they cannot contradict each other.
+    logits, so they cannot contradict each other. A loss that is not a finite
+    number (an overflow: x and the weights are finite) raises ModelError naming
+    `model` and the first digit whose outputs overflow, `name(row)`.
     """
     t = np.asarray(t)
     predicted = np.empty(len(t), dtype=np.intp)
-    loss, accuracy = net.evaluate(x, t, predicted)
+    with np.errstate(all="ignore"):
+        loss, accuracy = net.evaluate(x, t, predicted)
+        if not math.isfinite(loss):
+            for s in range(0, len(x), 2048):
+                y = net.predict(x[s:s + 2048])
+                bad = np.flatnonzero(~np.isfinite(y.max(axis=1) - y.min(axis=1)))  # NaN, inf, or too far apart
+                if bad.size:
+                    raise overflow(net, model, name(s + int(bad[0])))
+            raise overflow(net, model, "the set as a whole")  # each digit's loss finite, their sum not
     cm = confusion_matrix(t, predicted, net.output_size)
     classes = per_class(cm)
     result = {

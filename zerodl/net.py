@@ -131,7 +131,7 @@ class TwoLayerNet:
             raise ModelError(f"{path}: model dtype {dtype!r} is not float32 or float64")
         # Models from before the activation was recorded are all ReLU without dropout.
         activation = meta.get("activation", "relu")
-        if activation not in ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ModelError(f"{path}: model activation {activation!r} is not one of {', '.join(ACTIVATIONS)}")
         ratio = meta.get("dropout_ratio", 0.0)
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
@@ -149,6 +149,8 @@ class TwoLayerNet:
             raise ModelError(f"{where}: has {self.input_size} inputs, but the digits have shape {x.shape}")
         if len(t) and int(t.max()) >= self.output_size:
             raise ModelError(f"{where}: has {self.output_size} outputs, but the data has label {int(t.max())}")
+        if len(t) and int(t.min()) < 0:
+            raise ModelError(f"{where}: has outputs 0 to {self.output_size - 1}, but the data has label {int(t.min())}")
 
     def _cast(self, x):
         return np.asarray(x, dtype=self.dtype)

@@ -23,7 +23,7 @@ GREEN, RED = "1;32", "1;31"  # ANSI: the predicted class, right or wrong
 # --- reading the pipeline's files -------------------------------------------------
 
 def load_net(path: Path) -> TwoLayerNet:
-    if not path.is_file():
+    if io.path_kind(path) == "nothing":
         hint = "train one with `dvc repro`, or pass --model PATH" if path == MODEL else "expected a zerodl model .npz"
         raise ModelError(f"{path}: no such model file ({hint})")
     return TwoLayerNet.load(path)  # ModelError for anything that is not a zerodl model
@@ -31,8 +31,10 @@ def load_net(path: Path) -> TwoLayerNet:
 
 def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, t) of one split of the prepared data; memory-mapped, so one digit costs one digit."""
-    if not data_dir.is_dir():
-        raise DataError(f"{data_dir}: no such folder (expected the prepared data: run `dvc repro prepare`, "
+    kind = io.path_kind(data_dir)
+    if kind != "a folder":
+        what = "no such folder" if kind == "nothing" else f"is {kind}, not a folder"
+        raise DataError(f"{data_dir}: {what} (expected the prepared data: run `dvc repro prepare`, "
                         "or pass --data DIR)")
     return io.load_split(data_dir, split, mmap=True,
                          hint="expected the prepared data: run `dvc repro prepare`, or pass --data DIR")
@@ -41,6 +43,16 @@ def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 def check_fits(net: TwoLayerNet, x: np.ndarray, where) -> None:
     if x.shape[1] != net.input_size:
         raise DataError(f"{where}: digits of {x.shape[1]} pixels, but the model expects {net.input_size}")
+
+
+def check_digits(x: np.ndarray, args, rows=None) -> None:
+    """DataError if a digit of the split (each one, or those in `rows`) holds NaN or an infinity."""
+    io.check_finite(x, args.data / f"x_{args.split}.npy", args.split, rows)
+
+
+def digit_names(args, index=None):
+    """Row i of the net's input -> how a message names it: "test digit 42"."""
+    return lambda i: f"{args.split} digit {i if index is None else index[i]}"
 
 
 def check_index(i: int, n: int, args) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 from ..errors import ModelError
 from ..metrics import most_confident_errors, predict_proba
 from ..net import TwoLayerNet
-from .common import (GREEN, RED, add_command, chart, check_fits, check_index, check_one_source, data_options,
-                     digit_options, load_net, load_split, model_option, print_json)
+from .common import (GREEN, RED, add_command, chart, check_digits, check_fits, check_index, check_one_source,
+                     data_options, digit_names, digit_options, load_net, load_split, model_option, print_json)
 
 
 def add_parser(sub):
@@ -43,8 +43,9 @@ def run(args) -> int:
         return predict_errors(net, x, t, args)
     for i in args.index:
         check_index(i, len(t), args)
+    check_digits(x, args, args.index)
     rows = np.asarray(x[args.index])
-    proba = predict_proba(net, rows)
+    proba = predict_proba(net, rows, model=args.model, name=digit_names(args, args.index))
     results = []
     for i, p in zip(args.index, proba):
         y, label = int(p.argmax()), int(t[i])
@@ -68,7 +69,7 @@ def predict_files(net: TwoLayerNet, args) -> int:
     if net.input_size != 28 * 28:
         raise ModelError(f"{args.model}: expects {net.input_size} inputs, but a picture becomes 28x28 = 784")
     rows = np.stack([load_digit(path) for path in args.images])  # all read before any output
-    proba = predict_proba(net, rows)
+    proba = predict_proba(net, rows, model=args.model, name=lambda i: str(args.images[i]))
     results = [{"file": str(path), "prediction": int(p.argmax()), "probabilities": p.tolist()}
                for path, p in zip(args.images, proba)]
     if args.json:
@@ -82,7 +83,8 @@ def predict_files(net: TwoLayerNet, args) -> int:
 
 
 def predict_errors(net: TwoLayerNet, x, t, args) -> int:
-    proba = predict_proba(net, x)
+    check_digits(x, args)
+    proba = predict_proba(net, x, model=args.model, name=digit_names(args))
     n_wrong = int(np.count_nonzero(proba.argmax(axis=1) != t))
     worst = most_confident_errors(proba, t, args.errors)
     results = [{"split": args.split, "index": int(i), "label": int(t[i]), "prediction": int(proba[i].argmax()),

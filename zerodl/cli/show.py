@@ -7,16 +7,18 @@ import numpy as np
 
 from ..errors import DataError
 from ..metrics import most_confident_errors, predict_proba
-from .common import (add_command, ascii_digit, check_fits, check_index, check_one_source, check_png_out, count_arg,
-                     data_options, digit_options, load_net, load_split, model_option)
+from .common import (add_command, ascii_digit, check_digits, check_fits, check_index, check_one_source,
+                     check_png_out, count_arg, data_options, digit_names, digit_options, load_net, load_split,
+                     model_option)
 
 SHOW_OUT = Path("digits.png")
+MAX_DIGITS = 100  # a 10x10 grid takes matplotlib ~10 s and 130 MB; 400 took 30 s and 290 MB
 
 
 def add_parser(sub):
     p = add_command(sub, "show", "draw digits to a PNG: prepared digits, mistakes, or pictures as the net sees them",
                     f"""\
-Writes a grid of 28x28 digits to --out (default {SHOW_OUT}, replaced if it exists).
+Writes a grid of 28x28 digits (at most {MAX_DIGITS}) to --out (default {SHOW_OUT}, replaced if it exists).
 A single digit is also drawn in the terminal as text.
 
 examples:
@@ -35,6 +37,10 @@ examples:
 
 def run(args) -> int:
     check_one_source(args)
+    asked = len(args.images) or args.errors or len(args.index)
+    if asked > MAX_DIGITS:
+        args.parser.error(f"{asked} digits asked for: show draws at most {MAX_DIGITS} in one PNG; "
+                          "ask for fewer, or run it again for the rest")
     check_png_out(args.out)
     title = None
     if args.images:
@@ -48,7 +54,8 @@ def run(args) -> int:
         if args.errors is not None:
             net = load_net(args.model)
             check_fits(net, x, args.data / f"x_{args.split}.npy")
-            proba = predict_proba(net, x)
+            check_digits(x, args)
+            proba = predict_proba(net, x, model=args.model, name=digit_names(args))
             index = most_confident_errors(proba, t, args.errors)
             titles = [f"#{i}: true {t[i]} → {proba[i].argmax()}\np = {proba[i].max():.2f}" for i in index]
             title = f"The {len(index)} most confident mistakes ({args.split})"
@@ -56,6 +63,7 @@ def run(args) -> int:
         else:
             for i in args.index:
                 check_index(i, len(t), args)
+            check_digits(x, args, args.index)
             index = args.index
             titles = [f"{args.split} #{i}\ntrue {t[i]}" for i in index]
             what = f"from the {args.split} split"

@@ -2,8 +2,11 @@
 
 A source file may be stored plain or gzip-compressed, and Debian (for one)
 recompresses what it ships, so files are identified by the sha256 of their
-*content*: the decompressed bytes. Decompression is always capped, so a gzip
-bomb costs a bounded amount of CPU and no memory.
+*content*: the decompressed bytes. Content is read in 1 MiB chunks and capped
+at MAX_CONTENT_BYTES, so a gzip bomb costs at most the time to inflate that
+much (~2 s a GiB here) and a chunk of memory. Readers that keep what they read
+(read_idx, read_content) hold up to the cap: prepare does not (it converts IDX
+files chunk by chunk, after checking their headers against its own limit).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ..errors import DataError
+from ..io import path_kind
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
@@ -36,6 +40,9 @@ def is_gzip(f: IO[bytes]) -> bool:
 def open_content(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     """Open a file for reading its content, decompressing it if (by its magic bytes) it is gzip."""
     path = Path(path)
+    kind = path_kind(path)  # never open a named pipe: it would wait for a writer
+    if kind not in ("a file", "nothing", "a folder"):
+        raise DataError(f"{path}: is {kind}, not a file")
     try:
         f = open(path, "rb")
     except FileNotFoundError:

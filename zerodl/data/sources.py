@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import DataError
+from ..io import path_kind
 from .download import TIMEOUT, Progress, download
 from .files import content_sha256
-from .idx import read_idx
+from .idx import check_idx
+from .prepare import check_idx_set
 
 # Role in the data set -> standard file name (served as NAME.gz by every mirror).
 IDX_FILES = {
@@ -122,14 +124,16 @@ def _fetch_idx_set(source: str, dest: Path, *, data_dir: Path | None, sha256: di
                    timeout: float = TIMEOUT, progress: Progress | None = None) -> Fetched:
     if data_dir is not None:
         _check_folder(data_dir)
+        if sha256 is None:
+            # The user's own files, checked first as prepare needs them (headers and labels: cheap),
+            # so that what prepare would refuse is refused here, naming them, before any is read whole.
+            check_idx_set({role: _find_in(data_dir, name) for role, name in IDX_FILES.items()})
     files, origins = {}, {}
     for role, name in IDX_FILES.items():
         want = sha256[name] if sha256 else None
         if data_dir is not None:
             # The user named this folder: its files are used or refused, never silently replaced.
-            src = _find(data_dir, name)
-            if src is None:
-                raise DataError(f"{data_dir}: holds neither {name} nor {name}.gz")
+            src = _find_in(data_dir, name)
             entry, origin = _verify(src, name, want), str(src)
         else:
             src, entry = _first_good(look_in, name, want)
@@ -145,20 +149,35 @@ def _fetch_idx_set(source: str, dest: Path, *, data_dir: Path | None, sha256: di
 
 
 def _check_folder(folder: Path) -> None:
-    if not folder.exists():
+    kind = path_kind(folder)
+    if kind == "nothing":
         raise DataError(f"{folder}: no such folder")
-    if not folder.is_dir():
-        raise DataError(f"{folder}: is a file, not a folder")
+    if kind != "a folder":
+        raise DataError(f"{folder}: is {kind}, not a folder")
     if not os.access(folder, os.R_OK | os.X_OK):
         raise DataError(f"{folder}: permission denied")
 
 
 def _find(folder: Path, name: str) -> Path | None:
-    """The file NAME or NAME.gz in folder; both at once is refused (which one is meant?)."""
-    found = [p for p in (folder / name, folder / f"{name}.gz") if p.is_file()]
+    """The file NAME or NAME.gz in folder; both at once is refused (which one is meant?), and so is
+    a NAME that is no file (a folder, a device, a link loop), rather than said to be missing."""
+    found = []
+    for p in (folder / name, folder / f"{name}.gz"):
+        kind = path_kind(p)
+        if kind == "a file":
+            found.append(p)
+        elif kind != "nothing":
+            raise DataError(f"{p}: is {kind}, not a file")
     if len(found) == 2:
         raise DataError(f"{folder}: holds both {name} and {name}.gz; keep one")
     return found[0] if found else None
+
+
+def _find_in(folder: Path, name: str) -> Path:
+    src = _find(folder, name)
+    if src is None:
+        raise DataError(f"{folder}: holds neither {name} nor {name}.gz")
+    return src
 
 
 def _first_good(folders: Sequence[Path], name: str, want: str) -> tuple[Path | None, dict | None]:
@@ -180,7 +199,7 @@ def _verify(src: Path, name: str, want: str | None) -> dict:
     """
     got, size = content_sha256(src)
     if want is None:
-        read_idx(src)
+        check_idx(src)  # sound IDX, read in chunks: a large file costs time, not memory
         check = "none known: sha256 recorded"
     elif got != want:
         raise DataError(f"{src}: content sha256 {got} is not the published {want} of {name} "
