@@ -1,7 +1,10 @@
 """Stage `report`: the figures and data/report/report.md.
 
 PNGs: loss per iteration, train/test accuracy per epoch, the confusion
-matrix, and a gallery of the most confidently misclassified test digits.
+matrix, and a gallery of the most confidently misclassified test digits. The
+gallery, the one figure DVC cannot draw from plot data, is also logged through
+dvclive as an image (data/live/report/plots/images/), so `dvc plots diff` shows
+it next to the curves from git alone.
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
 
 import csv
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +21,15 @@ from threadpoolctl import threadpool_limits
 from zerodl import TwoLayerNet
 from zerodl import plots
 from zerodl.errors import DataError
-from zerodl.io import all_or_nothing, load_split, write_text
+from zerodl.io import all_or_nothing, live_dir, load_split, naming, write_bytes, write_text
+from zerodl.live import open_live
 from zerodl.metrics import most_confident_errors, predict_proba
 from zerodl.params import as_dict, load_params
 from zerodl.report import render
 
 OUT = Path("data/report")
+LIVE = Path("data/live/report")
+TRAIN_LIVE = Path("data/live/train")  # dvclive's: metrics.json and plots/metrics/<name>.tsv
 MODEL = Path("data/model/model.npz")
 PREPARED = Path("data/prepared")
 
@@ -36,10 +43,10 @@ def read_json(path: Path) -> dict:
         raise DataError(f"{path}: not readable JSON ({e})") from None
 
 
-def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
+def read_csv_columns(path: Path, delimiter: str = ",") -> dict[str, np.ndarray]:
     try:
         with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+            rows = list(csv.DictReader(f, delimiter=delimiter))
     except FileNotFoundError:
         raise DataError(f"{path}: not found (run `dvc repro train` to make it)") from None
     if not rows:
@@ -53,31 +60,45 @@ def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
 def main() -> None:
     # Everything is read and checked before the first figure is drawn.
     p = load_params("params.yaml")
-    train = read_json(Path("data/metrics/train.json"))
-    evaluation = read_json(Path("data/metrics/eval.json"))
+    train = read_json(TRAIN_LIVE / "metrics.json")
+    evaluation = read_json(Path("data/live/eval/metrics.json"))
     meta_path = Path("data/prepared/meta.json")
     data_meta = read_json(meta_path) if meta_path.exists() else None
     loss = read_csv_columns(Path("data/plots/loss.csv"))
-    epochs = read_csv_columns(Path("data/plots/epochs.csv"))
+    # One column per dvclive metric file, one row per step (epoch).
+    epochs = {name: read_csv_columns(TRAIN_LIVE / "plots" / "metrics" / f"{name}.tsv", "\t")[name]
+              for name in ("epochs", "train_accuracy", "test_accuracy")}
     net = TwoLayerNet.load(MODEL)
     x, t = load_split(PREPARED, "test")
     net.check_data(x, t, MODEL)
-    with all_or_nothing():  # the five files are replaced together or not at all
-        n_figures = _write_report(p, train, evaluation, data_meta, loss, epochs, net, x, t)
+    # The old data/live/report comes back if this fails; the five files of data/report are
+    # replaced together at the end. The gallery is drawn first, outside that block, so that
+    # dvclive can log the finished PNG before any of the report is installed.
+    with live_dir(LIVE) as folder, tempfile.TemporaryDirectory() as tmp:
+        gallery = Path(tmp) / "misclassified.png"
+        _gallery(p, evaluation, net, x, t, gallery)
+        with naming(LIVE):
+            live = open_live(folder)
+            live.log_image("misclassified.png", gallery)
+        with all_or_nothing():
+            n_figures = _write_report(p, train, evaluation, data_meta, loss, epochs, gallery.read_bytes())
     print(f"report: {OUT / 'report.md'} and {n_figures} figures")
 
 
-def _write_report(p, train, evaluation, data_meta, loss, epochs, net, x, t) -> int:
-    plots.loss_curve(loss["loss"], OUT / "loss.png")
-    plots.accuracy_curve(epochs["epoch"], epochs["train_accuracy"], epochs["test_accuracy"], OUT / "accuracy.png")
-    plots.confusion(evaluation["confusion_matrix"], OUT / "confusion.png")
-
+def _gallery(p, evaluation, net, x, t, path) -> None:
     with threadpool_limits(limits=p.train.threads, user_api="blas"):  # the same bits as evaluate's
         proba = predict_proba(net, x.astype(net.dtype, copy=False))
     worst = most_confident_errors(proba, t, p.report.misclassified)
     titles = [f"true {t[i]} → {proba[i].argmax()}\np = {proba[i].max():.2f}" for i in worst]
-    plots.digit_grid(x[worst], titles, OUT / "misclassified.png", cols=5,
+    plots.digit_grid(x[worst], titles, path, cols=5,
                      title=f"The {len(worst)} most confident mistakes (of {evaluation['errors']})")
+
+
+def _write_report(p, train, evaluation, data_meta, loss, epochs, gallery: bytes) -> int:
+    plots.loss_curve(loss["loss"], OUT / "loss.png")
+    plots.accuracy_curve(epochs["epochs"], epochs["train_accuracy"], epochs["test_accuracy"], OUT / "accuracy.png")
+    plots.confusion(evaluation["confusion_matrix"], OUT / "confusion.png")
+    write_bytes(OUT / "misclassified.png", gallery)
 
     figures = {
         "Loss per iteration": "loss.png",

@@ -8,7 +8,7 @@
     zerodl info                       what the model is, how well it does, what data it came from
 
 Every command reads the files the pipeline writes (data/model/model.npz,
-data/prepared/*.npy, data/metrics/*.json) relative to the current folder.
+data/prepared/*.npy, data/live/*/metrics.json) relative to the current folder.
 Mistakes in the input end in one line on stderr and a non-zero exit.
 
 Each command is one module with `add_parser(sub)` (its help, example and options; returns
