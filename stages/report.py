@@ -29,7 +29,7 @@ from zerodl.report import render
 
 OUT = Path("data/report")
 LIVE = Path("data/live/report")
-TRAIN_LIVE = Path("data/live/train")  # dvclive's: metrics.json and plots/metrics/<name>.tsv
+TRAIN_LIVE = Path("data/live/train")  # dvclive's: metrics.json, and plots/custom/epochs.json (a row a step)
 MODEL = Path("data/model/model.npz")
 PREPARED = Path("data/prepared")
 
@@ -43,16 +43,28 @@ def read_json(path: Path) -> dict:
         raise DataError(f"{path}: not readable JSON ({e})") from None
 
 
-def read_csv_columns(path: Path, delimiter: str = ",") -> dict[str, np.ndarray]:
+def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
     try:
         with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter=delimiter))
+            rows = list(csv.DictReader(f))
     except FileNotFoundError:
         raise DataError(f"{path}: not found (run `dvc repro train` to make it)") from None
+    return _columns(path, rows, rows[0] if rows else ())
+
+
+def read_rows(path: Path, names) -> dict[str, np.ndarray]:
+    """The columns `names` of a dvclive custom plot (a JSON list of rows)."""
+    rows = read_json(path)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and set(names) <= set(r) for r in rows):
+        raise DataError(f"{path}: expected a list of rows with {', '.join(names)}")
+    return _columns(path, rows, names)
+
+
+def _columns(path: Path, rows, names) -> dict[str, np.ndarray]:
     if not rows:
         raise DataError(f"{path}: holds no rows")
     try:
-        return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+        return {k: np.array([float(r[k]) for r in rows]) for k in names}
     except (TypeError, ValueError) as e:
         raise DataError(f"{path}: a value is not a number ({e})") from None
 
@@ -65,9 +77,7 @@ def main() -> None:
     meta_path = Path("data/prepared/meta.json")
     data_meta = read_json(meta_path) if meta_path.exists() else None
     loss = read_csv_columns(Path("data/plots/loss.csv"))
-    # One column per dvclive metric file, one row per step (epoch).
-    epochs = {name: read_csv_columns(TRAIN_LIVE / "plots" / "metrics" / f"{name}.tsv", "\t")[name]
-              for name in ("epochs", "train_accuracy", "test_accuracy")}
+    epochs = read_rows(TRAIN_LIVE / "plots" / "custom" / "epochs.json", ("epochs", "train_accuracy", "test_accuracy"))
     net = TwoLayerNet.load(MODEL)
     x, t = load_split(PREPARED, "test")
     net.check_data(x, t, MODEL)

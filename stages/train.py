@@ -2,9 +2,10 @@
 
 Writes data/model/model.npz, data/plots/loss.csv (the batch loss per iteration)
 and, through dvclive, data/live/train/: each epoch's whole-set loss and accuracy
-as a step (plots/metrics/*.tsv, written as training goes, so `dvc exp show` and
-DVC's VS Code extension can follow a running experiment), the params it ran with
-(params.yaml) and the summary (metrics.json).
+as a step (plots/custom/epochs.json, written as training goes, with the latest
+values and step in metrics.json, so `dvc exp show` and DVC's VS Code extension
+can follow a running experiment), the params it ran with (params.yaml) and the
+summary (metrics.json).
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ PREPARED = Path("data/prepared")
 MODEL = Path("data/model/model.npz")
 LIVE = Path("data/live/train")
 LOSS_CSV = Path("data/plots/loss.csv")
-# Each epoch's record, logged as dvclive metrics: name -> EpochRecord field. `epochs` is the
-# epochs done at that step (2.5 after a last half epoch), the report's x axis.
+# Each epoch's record, logged through dvclive as a step (plots/custom/epochs.json): column ->
+# EpochRecord field. `epochs` is the epochs done at that step (2.5 after a last half epoch).
 EPOCH_METRICS = {"train_accuracy": "train_accuracy", "test_accuracy": "test_accuracy",
                  "train_loss": "train_loss", "test_loss": "test_loss", "epochs": "epoch"}
 
@@ -74,7 +75,7 @@ def main() -> None:
         with naming(LIVE):  # dvclive's own writes: a full disk names the folder
             live = open_live(folder)
             live.log_params({"seed": p.seed, **{k: v for k, v in as_dict(p).items() if k in ("model", "train")}})
-        epochs = EpochLog(live, EPOCH_METRICS)  # each epoch a step, written off the loop's thread
+        epochs = EpochLog(live, EPOCH_METRICS)  # each epoch a step; dvclive writes about once a second
         bar = TrainingBar(iters, file=sys.stderr)  # a terminal's bar, or plain lines in a log
 
         def on_epoch(record):
@@ -89,17 +90,14 @@ def main() -> None:
                                on_epoch=on_epoch)
         finally:
             bar.close()  # an error or Ctrl-C gets a line of its own, not the end of the bar's
-            epochs.close()
-        if epochs.error is not None:
-            with naming(LIVE):
-                raise epochs.error
+        epochs.close()  # every row
 
         last = result.epochs[-1]
         with all_or_nothing():  # the model and the loss are replaced together or not at all
             net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test), iterations=iters)
             write_text(LOSS_CSV, csv_text(["iteration", "loss"],
                                           ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))
-            # The summary, keys in a fixed order (the rows above went in as they came).
+            # The summary, its keys in a fixed order (those of the syncs depended on their timing).
             live.step = epochs.steps
             live.summary = {**{name: float(getattr(last, field)) for name, field in EPOCH_METRICS.items()},
                             "step": epochs.steps, "final_batch_loss": float(result.loss[-1]),

@@ -117,18 +117,24 @@ def test_naming_gives_a_nameless_os_error_the_path_and_keeps_its_kind():
 # --- EpochLog and open_live -------------------------------------------------------------------
 
 class FakeLive:
-    """What EpochLog calls on dvclive.Live, recorded."""
+    """What EpochLog calls on dvclive.Live, recorded: each sync as (step, summary, rows)."""
 
-    def __init__(self, fail_at: int | None = None):
-        self.step, self.rows, self.syncs, self.fail_at = 0, [], [], fail_at
+    def __init__(self, fail: bool = False):
+        self.dir, self.step, self.summary, self.syncs, self.fail = "data/live/train", 0, {}, [], fail
+        self.rows = None
 
-    def log_metric(self, name, value):
-        if self.fail_at is not None and len(self.rows) == self.fail_at:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.rows.append((self.step, name, value))
+    def log_metric(self, name, value, plot=True):
+        assert plot is False  # one row per value and epoch: what EpochLog avoids
+        self.summary[name] = value
+
+    def log_plot(self, name, rows, x, y, template):
+        if self.fail:
+            raise OSError(errno.ENOSPC, "No space left on device")  # as a full disk fails write(2)
+        assert (name, x, y, template) == ("epochs", "step", ["epochs", "test_accuracy"], "linear")
+        self.rows = [dict(r) for r in rows]
 
     def next_step(self):
-        self.syncs.append(self.step)
+        self.syncs.append((self.step, dict(self.summary), self.rows))
         self.step += 1
 
 
@@ -139,60 +145,63 @@ def record(epoch, acc):
 METRICS = {"epochs": "epoch", "test_accuracy": "test_accuracy"}
 
 
-def test_epoch_log_logs_each_record_as_the_next_step_off_the_callers_thread(monkeypatch):
-    monkeypatch.setattr(zerodl.live, "SYNC_SECONDS", 3600.0)  # no sync in this test's time
+def test_epoch_log_keeps_each_record_as_the_next_step_and_writes_them_all_at_close(monkeypatch):
+    monkeypatch.setattr(zerodl.live, "SYNC_SECONDS", 3600.0)  # no sync before close in this test's time
     live = FakeLive()
     log = EpochLog(live, METRICS)
     for k, acc in enumerate([0.5, 0.7, 0.75], start=1):
         log.on_epoch(record(k if k < 3 else 2.5, acc))
+    assert live.syncs == [] and log.steps == 3
     log.close()
-    assert log.error is None and log.steps == 3 and live.syncs == []
-    assert live.rows == [(1, "epochs", 1.0), (1, "test_accuracy", 0.5), (2, "epochs", 2.0),
-                         (2, "test_accuracy", 0.7), (3, "epochs", 2.5), (3, "test_accuracy", 0.75)]
-    assert all(type(v) is float for _, _, v in live.rows)  # numpy scalars would be written as np.float64(...)
+    rows = [{"step": 1, "epochs": 1.0, "test_accuracy": 0.5}, {"step": 2, "epochs": 2.0, "test_accuracy": 0.7},
+            {"step": 3, "epochs": 2.5, "test_accuracy": 0.75}]
+    assert live.syncs == [(3, {"epochs": 2.5, "test_accuracy": 0.75}, rows)]
+    assert all(type(v) is float for r in live.rows for k, v in r.items() if k != "step")  # not np.float64
 
 
-def test_epoch_log_syncs_when_it_is_time(monkeypatch):
+@pytest.mark.parametrize("share, synced", [(1.0, [1, 2, 3, 3]), (1e-9, [1, 3])])
+def test_epoch_log_syncs_when_the_time_has_come_and_never_more_than_its_share(monkeypatch, share, synced):
     monkeypatch.setattr(zerodl.live, "SYNC_SECONDS", 0.0)
+    monkeypatch.setattr(zerodl.live, "SYNC_SHARE", share)  # 1e-9: one sync makes the next wait ~forever
     live = FakeLive()
     log = EpochLog(live, METRICS)
-    log.on_epoch(record(1, 0.5))
-    deadline = time.monotonic() + 30
-    while not live.syncs and time.monotonic() < deadline:  # the thread's own time
-        time.sleep(0.01)
-    log.close()
-    assert live.syncs == [1]  # metrics.json and the step signal, once the queue was empty
-
-
-def test_epoch_log_keeps_a_write_error_and_writes_nothing_after_it(monkeypatch):
-    monkeypatch.setattr(zerodl.live, "SYNC_SECONDS", 3600.0)
-    live = FakeLive(fail_at=3)
-    log = EpochLog(live, METRICS)
-    for k in range(1, 6):
+    for k in (1, 2):
         log.on_epoch(record(k, 0.5))
-    log.close()  # returns: the error is the stage's to raise
-    assert isinstance(log.error, OSError) and log.error.errno == errno.ENOSPC
-    assert len(live.rows) == 3
+        time.sleep(0.01)
+    log.on_epoch(record(3, 0.5))
+    log.close()  # the last rows are written whatever the time
+    assert [step for step, _, _ in live.syncs] == synced
+    assert all([r["step"] for r in rows] == list(range(1, step + 1)) for step, _, rows in live.syncs)
 
 
-def test_epoch_log_with_no_record_closes():
-    log = EpochLog(FakeLive(), METRICS)
-    log.close()
-    assert log.steps == 0 and log.error is None
+def test_epoch_log_that_cannot_write_names_the_folder(monkeypatch):
+    log = EpochLog(FakeLive(fail=True), METRICS)
+    log.on_epoch(record(1, 0.5))
+    with pytest.raises(OSError) as e:
+        log.close()
+    assert (e.value.errno, e.value.filename) == (errno.ENOSPC, "data/live/train")
 
 
-def test_open_live_writes_rows_without_timestamps_and_no_dvc_yaml(tmp_path, monkeypatch):
+def test_epoch_log_with_no_record_writes_nothing():
+    live = FakeLive()
+    EpochLog(live, METRICS).close()
+    assert live.syncs == []
+
+
+def test_open_live_writes_the_rows_and_summary_without_timestamps_and_no_dvc_yaml(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     live = open_live(tmp_path / "out")
     log = EpochLog(live, METRICS)
     log.on_epoch(record(1, 0.5))
     log.on_epoch(record(2, 0.625))
     log.close()
-    live.summary = {"test_accuracy": 0.625, "step": 2}
-    live.end()
-    assert (tmp_path / "out/plots/metrics/test_accuracy.tsv").read_text() == "step\ttest_accuracy\n1\t0.5\n2\t0.625\n"
-    assert json.loads((tmp_path / "out/metrics.json").read_text()) == {"test_accuracy": 0.625, "step": 2}
-    assert not any(tmp_path.rglob("dvc.yaml")) and not (tmp_path / "out" / "report.html").exists()
+    assert json.loads((tmp_path / "out/plots/custom/epochs.json").read_text()) == [
+        {"step": 1, "epochs": 1.0, "test_accuracy": 0.5}, {"step": 2, "epochs": 2.0, "test_accuracy": 0.625}]
+    assert json.loads((tmp_path / "out/metrics.json").read_text()) == {"epochs": 2.0, "test_accuracy": 0.625,
+                                                                       "step": 2}
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["custom", "epochs.json", "metrics.json",
+                                                                     "plots"]
+    assert not any(tmp_path.rglob("dvc.yaml"))
 
 
 STUDIO_PROBE = """
@@ -262,16 +271,12 @@ def test_evaluate_on_a_full_disk_leaves_its_dvclive_folder_as_it_was(project):
 
 
 def test_train_whose_dvclive_rows_hit_a_full_disk_says_so_after_training_and_leaves_data_as_it_was(project):
-    # The fault: the third row dvclive appends (in the logging thread) fails as a full disk does.
+    # The fault: dvclive's write of the epochs' rows fails as a full disk does.
     prelude = """
-import errno, dvclive.plots.metric as m
-real, calls = m.Metric.dump, []
-def dump(self, val, **kw):
-    calls.append(1)
-    if len(calls) == 3:
-        raise OSError(errno.ENOSPC, "No space left on device")
-    return real(self, val, **kw)
-m.Metric.dump = dump
+import errno, dvclive.plots.custom as c
+def dump_json(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+c.dump_json = dump_json
 """
     before = snapshot(project / "data")
     p = stage(project, "train", prelude)

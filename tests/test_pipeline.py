@@ -35,10 +35,6 @@ def logged_files(repo: Path) -> dict[str, str]:
             for f in sorted((repo / d).rglob("*")) if f.is_file()}
 
 
-def tsv(path: Path) -> list[list[str]]:
-    return [line.split("\t") for line in path.read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     repo = make_repo(tmp_path_factory.mktemp("pipeline"))
@@ -72,19 +68,15 @@ def test_train_logs_each_epoch_as_a_dvclive_step_with_its_params_and_summary(rep
     repo, _ = repo
     live = repo / "data/live/train"
     # 200 iterations of batches of 50 on 4,000 digits: epochs 1 and 2 (80 iterations each), then half a third.
-    steps = {}
-    for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "epochs"):
-        rows = tsv(live / "plots/metrics" / f"{name}.tsv")
-        assert rows[0] == ["step", name]  # no timestamp column
-        assert [r[0] for r in rows[1:]] == ["1", "2", "3"]
-        steps[name] = [float(r[1]) for r in rows[1:]]
-    assert steps["epochs"] == [1.0, 2.0, 2.5]
+    rows = json.loads((live / "plots/custom/epochs.json").read_text())
+    columns = ["step", "train_accuracy", "test_accuracy", "train_loss", "test_loss", "epochs"]
+    assert [list(r) for r in rows] == [columns] * 3  # no timestamp
+    assert [r["step"] for r in rows] == [1, 2, 3] and [r["epochs"] for r in rows] == [1.0, 2.0, 2.5]
     summary = json.loads((live / "metrics.json").read_text())
     assert list(summary) == ["train_accuracy", "test_accuracy", "train_loss", "test_loss", "epochs", "step",
                              "final_batch_loss", "iterations", "iter_per_epoch", "seconds"]
     assert summary["step"] == 3 and summary["iterations"] == 200 and summary["iter_per_epoch"] == 80
-    for name, values in steps.items():
-        assert summary[name] == values[-1]  # the latest step, as `dvc exp show` shows it
+    assert {k: summary[k] for k in columns} == rows[-1]  # the latest step, as `dvc exp show` shows it
     logged = yaml.safe_load((live / "params.yaml").read_text())
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert logged == {"seed": params["seed"], "model": params["model"], "train": params["train"]}

@@ -1,18 +1,19 @@
 """dvclive (DVC's logger) for the stages: how each opens its folder, and the train stage's epochs.
 
 Only the stage scripts import this module; the library proper knows nothing of DVC. Each stage
-writes its dvclive folder in place as it goes (zerodl.atomic.live_dir keeps the old one aside),
-so a running experiment can be followed by `dvc exp show` and DVC's VS Code extension.
+writes its dvclive folder in place as it goes (zerodl.atomic.live_dir puts the old one back if
+it fails), so a running experiment can be followed by `dvc exp show` and DVC's VS Code extension.
 """
 from __future__ import annotations
 
 import atexit
 import os
-import queue
-import threading
 import time
 
-SYNC_SECONDS = 1.0  # metrics.json and the step DVC's VS Code extension watches: at most this often
+from .atomic import naming
+
+SYNC_SECONDS = 1.0  # the rows, metrics.json and the step DVC's VS Code extension watches: at most this often
+SYNC_SHARE = 0.01   # and never more than this share of the time
 
 
 def open_live(folder):
@@ -33,45 +34,44 @@ def open_live(folder):
 
 
 class EpochLog:
-    """Each epoch's record to dvclive as a step, from a thread of its own.
+    """Each epoch's record to dvclive as a step: a row of plots/custom/<name>.json (`log_plot`,
+    with its step), and the latest values and step in the summary (`log_metric(plot=False)`).
 
-    `metrics` maps a dvclive metric name to the record's field. dvclive appends one row per
-    metric per call (0.6 ms an epoch of 5 metrics, measured here) and re-reads its whole
-    history on each sync (8 ms at 250 steps, growing): in the loop's thread that is 7 % or
-    more of an 8 ms epoch. The loop only queues the record; this thread writes the rows and
-    syncs at most every SYNC_SECONDS. Step k is the k-th record. The thread starts with the
-    first record, after the train stage forked its helper process.
+    `fields` maps a column's name to the record's field. Per epoch the loop only appends the
+    row; dvclive writes at a sync: once SYNC_SECONDS have passed, and never so often that
+    syncing takes more than SYNC_SHARE of the time (the file is written whole, so a sync costs
+    more as the epochs add up), then at `close`. One `log_metric` row per value and epoch
+    instead cost the default run's loop 4-5 % (benchmarks/dvclive_cost.py). A write that
+    fails names the folder (a full disk names no file).
     """
 
-    def __init__(self, live, metrics: dict[str, str]):
-        self.live, self.metrics, self.steps, self.error = live, metrics, 0, None
-        self._queue = queue.SimpleQueue()
-        self._thread = None
+    def __init__(self, live, fields: dict[str, str], name: str = "epochs"):
+        self.live, self.fields, self.name, self.rows = live, fields, name, []
+        self._next = time.monotonic() + SYNC_SECONDS
+
+    @property
+    def steps(self) -> int:
+        return len(self.rows)
 
     def on_epoch(self, record) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="dvclive", daemon=True)
-            self._thread.start()
-        self._queue.put(record)
+        self.rows.append({"step": len(self.rows) + 1,
+                          **{column: float(getattr(record, field)) for column, field in self.fields.items()}})
+        if time.monotonic() >= self._next:
+            self.sync()
+
+    def sync(self) -> None:
+        """Write the rows so far, the latest values and the step (metrics.json and dvclive's step
+        signal, which DVC's VS Code extension watches)."""
+        start = time.perf_counter()
+        with naming(self.live.dir):
+            self.live.step = self.steps
+            for column in self.fields:
+                self.live.log_metric(column, self.rows[-1][column], plot=False)
+            self.live.log_plot(self.name, self.rows, x="step", y=list(self.fields), template="linear")
+            self.live.next_step()
+        self._next = time.monotonic() + max(SYNC_SECONDS, (time.perf_counter() - start) / SYNC_SHARE)
 
     def close(self) -> None:
-        """Wait until every queued record is logged; what logging raised is kept in `error`."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-
-    def _run(self) -> None:
-        synced = time.monotonic()
-        while (record := self._queue.get()) is not None:
-            if self.error is not None:
-                continue  # drain: nothing more is written after a failed write
-            try:
-                self.steps += 1
-                self.live.step = self.steps
-                for name, field in self.metrics.items():
-                    self.live.log_metric(name, float(getattr(record, field)))
-                if self._queue.empty() and time.monotonic() - synced >= SYNC_SECONDS:
-                    self.live.next_step()
-                    synced = time.monotonic()
-            except Exception as e:  # a full disk, say: the stage raises it once training is over
-                self.error = e
+        """The last sync: every row is written."""
+        if self.rows:
+            self.sync()
