@@ -41,7 +41,7 @@ class EpochLog:
     row; dvclive writes at a sync: once SYNC_SECONDS have passed, and never so often that
     syncing takes more than SYNC_SHARE of the time (the file is written whole, so a sync costs
     more as the epochs add up), then at `close`. One `log_metric` row per value and epoch
-    instead cost the default run's loop 4-5 % (benchmarks/dvclive_cost.py). A write that
+    instead cost the default run's loop about 7 % (benchmarks/dvclive_cost.py). A write that
     fails names the folder (a full disk names no file).
     """
 
