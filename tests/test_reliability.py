@@ -737,9 +737,8 @@ def _train_and_evaluate(proj: Path, env: dict) -> dict:
         weights = {k: z[k] for k in ("W1", "b1", "W2", "b2")}
     return {"model": (proj / MODEL).read_bytes(), "train": train,
             "eval": (proj / "data/live/eval/metrics.json").read_bytes(),
-            "plots": [(proj / f).read_bytes() for f in ("data/plots/loss.csv", *sorted(
-                str(t.relative_to(proj)) for t in (proj / "data/live/train/plots").rglob("*.tsv")),
-                "data/live/eval/plots/sklearn/confusion_matrix.json")],
+            "plots": [(proj / f).read_bytes() for f in ("data/plots/loss.csv", "data/live/train/plots/custom/epochs.json",
+                                                        "data/live/eval/plots/sklearn/confusion_matrix.json")],
             "weights": weights, "accuracy": json.loads((proj / "data/live/eval/metrics.json").read_text())["accuracy"]}
 
 
