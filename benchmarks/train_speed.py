@@ -135,19 +135,19 @@ def warm_up(name: str, workdir: Path, env: dict) -> None:
 
 
 def run_zerodl(workdir: Path, env: dict, logdir: Path, tag: str) -> Run:
-    for sub in ("model", "metrics", "plots"):
+    for sub in ("model", "live", "plots"):
         shutil.rmtree(workdir / "data" / sub, ignore_errors=True)
     log = logdir / f"zerodl{tag}.log"
     run = harness.run_measured("zerodl (stages/train.py)", [sys.executable, str(STAGE)], workdir, env, log)
-    m = json.loads((workdir / "data" / "metrics" / "train.json").read_text())
-    # train.json holds no time (DVC hashes it); the stage prints "... in 5.1 s: ...".
+    m = json.loads((workdir / "data" / "live" / "train" / "metrics.json").read_text())
+    # Its `seconds` is the loop's wall time; the stage also prints "... in 5.1 s: ...".
     said = re.search(r" in ([0-9.]+) s:", log.read_text())
     run.result = {"test_accuracy": m.get("test_accuracy"), "train_accuracy": m.get("train_accuracy"),
                   "loop_seconds": float(said.group(1)) if said else None, "raw": m}
-    epochs = workdir / "data" / "plots" / "epochs.csv"
+    epochs = workdir / "data" / "live" / "train" / "plots" / "metrics" / "test_accuracy.tsv"  # dvclive's: a row a step
     if epochs.is_file():
         with open(epochs) as f:
-            run.result["evaluations"] = sum(1 for _ in csv.DictReader(f))
+            run.result["evaluations"] = sum(1 for _ in csv.DictReader(f, delimiter="\t"))
     return run
 
 

@@ -1,9 +1,9 @@
 """Stage `evaluate`: score data/model/model.npz on the test set.
 
-Writes data/metrics/eval.json: accuracy, loss, per-class precision/recall and
-the confusion matrix (rows: true digit, columns: predicted), and
-data/plots/predictions.csv (actual, predicted per test digit) for DVC's
-confusion-matrix plot.
+Writes, through dvclive, data/live/eval/: metrics.json (accuracy, loss,
+per-class precision/recall and the confusion matrix: rows true digit, columns
+predicted) and the confusion-matrix plot as dvclive logs it for a classifier
+(plots/sklearn/confusion_matrix.json: actual and predicted per test digit).
 """
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
-from zerodl.io import all_or_nothing, check_finite, load_split, write_json, write_text
+from zerodl.io import check_finite, live_dir, load_split, naming
+from zerodl.live import open_live
 from zerodl.metrics import evaluate
 from zerodl.params import load_params
 
 MODEL = Path("data/model/model.npz")
 PREPARED = Path("data/prepared")
-METRICS = Path("data/metrics/eval.json")
-PREDICTIONS = Path("data/plots/predictions.csv")
+LIVE = Path("data/live/eval")
 
 
 def main() -> None:
@@ -33,9 +33,11 @@ def main() -> None:
     x = x.astype(net.dtype, copy=False)
     with threadpool_limits(limits=p.train.threads, user_api="blas"):
         result, predicted = evaluate(net, x, t, model=MODEL, name=lambda i: f"test digit {i}")
-    with all_or_nothing():
-        write_text(PREDICTIONS, "actual,predicted\n" + "".join(f"{a},{b}\n" for a, b in zip(t.tolist(), predicted.tolist())))
-        write_json(METRICS, result)
+    with live_dir(LIVE) as folder, naming(LIVE):  # the old data/live/eval comes back if this fails
+        live = open_live(folder)
+        live.log_sklearn_plot("confusion_matrix", t.tolist(), predicted.tolist())
+        live.summary = result
+        live.end()  # metrics.json
     print(f"evaluate: test accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
           f"({result['errors']} of {result['n']} wrong)")
 

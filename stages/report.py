@@ -3,7 +3,9 @@
 PNGs: loss per iteration, train/test accuracy per epoch, the confusion
 matrix, a gallery of the most confidently misclassified test digits, and what
 the network learned: the first layer's weights, the hidden units' activity on
-the test set, the norms of the weights and their updates per epoch.
+the test set, the norms of the weights and their updates per epoch. The gallery,
+the one figure DVC cannot draw from plot data, is also logged through dvclive as an
+image (data/live/report/plots/images/), so `dvc plots diff` shows it beside the curves.
 draw.html: a page to draw a digit on and watch the trained net read it (zerodl.draw).
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
 
 import csv
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,36 +23,18 @@ from threadpoolctl import threadpool_limits
 from zerodl import TwoLayerNet
 from zerodl import draw, plots
 from zerodl.errors import DataError
-from zerodl.io import all_or_nothing, load_split, write_text
+from zerodl.io import all_or_nothing, live_dir, load_split, naming, write_bytes, write_text
+from zerodl.live import open_live
 from zerodl.metrics import dead_units, hidden_activations, most_confident_errors, predict_proba, saturated_units
 from zerodl.params import as_dict, load_params
-from zerodl.report import hidden_units_line, render
+from zerodl.report import FIGURE_NOTES, HIDDEN_NOTES, hidden_units_line, render
 
 OUT = Path("data/report")
+LIVE = Path("data/live/report")
+TRAIN_LIVE = Path("data/live/train")  # dvclive's: metrics.json, and plots/custom/epochs.json (a row a step)
 MODEL = Path("data/model/model.npz")
 PREPARED = Path("data/prepared")
 NORMS_CSV = Path("data/plots/norms.csv")
-
-# What to look for in each figure of what the network learned (report.md, under the figure).
-NOTES = {
-    "What each hidden unit looks for":
-        "Each tile is one hidden unit's first-layer weights `W1[:, j]`, laid out as the input image: "
-        "red pixels excite the unit, blue ones inhibit it, white ones it ignores (colours centred at 0). "
-        "Look for strokes and blobs, the parts of digits a unit has learned to detect; "
-        "faint tiles are units whose weights stayed small, near their random start.",
-    "Weight and update norms per epoch":
-        "Left, the size ||W|| of each parameter; right, the epoch's last update relative to it, ||ΔW|| / ||W||. "
-        "A rule of thumb puts a good learning rate near 1e-3 (the dashed line): ratios that stay at 1e-2 or more "
-        "mean steps too large for the weights (the loss jumps, ReLUs die); ratios far below 1e-3 from the start, "
-        "too small a learning rate. The ratio falls as the training loss does; a gap is an epoch whose last update "
-        "did not move that parameter at all.",
-}
-LOOK_FOR_HIDDEN = {
-    "relu": "A ReLU that no digit activates gets no gradient and cannot recover: many of them point to too "
-            "large a learning rate. On the left, the tall bar at 0 is every (digit, unit) pair where the unit is off.",
-    "sigmoid": "A saturated sigmoid's slope is below 0.02, so it passes almost no gradient: many of them point to "
-               "weights grown too large (try a smaller learning rate, xavier init or weight decay).",
-}
 
 
 def read_json(path: Path) -> dict:
@@ -67,10 +52,22 @@ def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
             rows = list(csv.DictReader(f))
     except FileNotFoundError:
         raise DataError(f"{path}: not found (run `dvc repro train` to make it)") from None
+    return _columns(path, rows, rows[0] if rows else ())
+
+
+def read_rows(path: Path, names) -> dict[str, np.ndarray]:
+    """The columns `names` of a dvclive custom plot (a JSON list of rows)."""
+    rows = read_json(path)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and set(names) <= set(r) for r in rows):
+        raise DataError(f"{path}: expected a list of rows with {', '.join(names)}")
+    return _columns(path, rows, names)
+
+
+def _columns(path: Path, rows, names) -> dict[str, np.ndarray]:
     if not rows:
         raise DataError(f"{path}: holds no rows")
     try:
-        return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+        return {k: np.array([float(r[k]) for r in rows]) for k in names}
     except (TypeError, ValueError) as e:
         raise DataError(f"{path}: a value is not a number ({e})") from None
 
@@ -87,35 +84,49 @@ def read_norms(path: Path) -> dict[str, np.ndarray]:
 def main() -> None:
     # Everything is read and checked before the first figure is drawn.
     p = load_params("params.yaml")
-    train = read_json(Path("data/metrics/train.json"))
-    evaluation = read_json(Path("data/metrics/eval.json"))
+    train = read_json(TRAIN_LIVE / "metrics.json")
+    evaluation = read_json(Path("data/live/eval/metrics.json"))
     meta_path = Path("data/prepared/meta.json")
     data_meta = read_json(meta_path) if meta_path.exists() else None
     loss = read_csv_columns(Path("data/plots/loss.csv"))
-    epochs = read_csv_columns(Path("data/plots/epochs.csv"))
+    epochs = read_rows(TRAIN_LIVE / "plots" / "custom" / "epochs.json", ("epochs", "train_accuracy", "test_accuracy"))
     norms = read_norms(NORMS_CSV)
     net = TwoLayerNet.load(MODEL)
     x, t = load_split(PREPARED, "test")
     net.check_data(x, t, MODEL)
-    with all_or_nothing():  # the report and its figures are replaced together or not at all
-        n_figures = _write_report(p, train, evaluation, data_meta, loss, epochs, norms, net, x, t)
+    # The old data/live/report comes back if this fails; the files of data/report are
+    # replaced together at the end (report.md, draw.html and the figures). The gallery is drawn first, outside that block, so that
+    # dvclive can log the finished PNG before any of the report is installed.
+    with live_dir(LIVE) as folder, tempfile.TemporaryDirectory() as tmp:
+        gallery = Path(tmp) / "misclassified.png"
+        _gallery(p, evaluation, net, x, t, gallery)
+        with naming(LIVE):
+            live = open_live(folder)
+            live.log_image("misclassified.png", gallery)
+        with all_or_nothing():
+            n_figures = _write_report(p, train, evaluation, data_meta, loss, epochs, norms, net, x, t,
+                                      gallery.read_bytes())
     print(f"report: {OUT / 'report.md'} and {n_figures} figures")
 
 
-def _write_report(p, train, evaluation, data_meta, loss, epochs, norms, net, x, t) -> int:
-    plots.loss_curve(loss["loss"], OUT / "loss.png")
-    plots.accuracy_curve(epochs["epoch"], epochs["train_accuracy"], epochs["test_accuracy"], OUT / "accuracy.png")
-    plots.confusion(evaluation["confusion_matrix"], OUT / "confusion.png")
-
+def _gallery(p, evaluation, net, x, t, path) -> None:
     with threadpool_limits(limits=p.train.threads, user_api="blas"):  # the same bits as evaluate's
-        proba = predict_proba(net, x.astype(net.dtype, copy=False))
-        hidden = hidden_activations(net, x)
+        proba = predict_proba(net, x.astype(net.dtype, copy=False), model=MODEL, name=lambda i: f"test digit {i}")
     worst = most_confident_errors(proba, t, p.report.misclassified)
     titles = [f"true {t[i]} → {proba[i].argmax()}\np = {proba[i].max():.2f}" for i in worst]
-    plots.digit_grid(x[worst], titles, OUT / "misclassified.png", cols=5,
+    plots.digit_grid(x[worst], titles, path, cols=5,
                      title=f"The {len(worst)} most confident mistakes (of {evaluation['errors']})")
 
+
+def _write_report(p, train, evaluation, data_meta, loss, epochs, norms, net, x, t, gallery: bytes) -> int:
+    plots.loss_curve(loss["loss"], OUT / "loss.png")
+    plots.accuracy_curve(epochs["epochs"], epochs["train_accuracy"], epochs["test_accuracy"], OUT / "accuracy.png")
+    plots.confusion(evaluation["confusion_matrix"], OUT / "confusion.png")
+    write_bytes(OUT / "misclassified.png", gallery)
+
     # What the network learned: its first layer, its hidden units on the test set, its norms.
+    with threadpool_limits(limits=p.train.threads, user_api="blas"):
+        hidden = hidden_activations(net, x)
     relu = net.activation == "relu"
     flagged = dead_units(hidden) if relu else saturated_units(hidden)
     shape = (data_meta or {}).get("image_shape")
@@ -135,11 +146,10 @@ def _write_report(p, train, evaluation, data_meta, loss, epochs, norms, net, x, 
         "Hidden units on the test set": "hidden.png",
         "Weight and update norms per epoch": "norms.png",
     }
-    notes = {**NOTES, "Hidden units on the test set": f"{units_line} {LOOK_FOR_HIDDEN[net.activation]}"}
+    notes = {**FIGURE_NOTES, "Hidden units on the test set": f"{units_line} {HIDDEN_NOTES[net.activation]}"}
     write_text(OUT / "report.md", render(as_dict(p), train, evaluation, data_meta, figures, notes))
     write_text(OUT / "draw.html", draw.render(net, evaluation["accuracy"], (data_meta or {}).get("source", p.data.source)))
     return len(figures)
-
 
 if __name__ == "__main__":
     run(main, prog="report")

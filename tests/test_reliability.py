@@ -322,8 +322,8 @@ MISSING_INPUTS = {
                       "or one of Python objects, which zerodl never unpickles); rerun `dvc repro -f prepare`"),
     "evaluate-before-train": ("evaluate", MODEL,
                               f"evaluate: error: {MODEL}: no such model file (train one with `dvc repro`)"),
-    "report-before-evaluate": ("report", "data/metrics/eval.json",
-                               "report: error: data/metrics/eval.json: not found (run `dvc repro` to make it)"),
+    "report-before-evaluate": ("report", "data/live/eval/metrics.json",
+                               "report: error: data/live/eval/metrics.json: not found (run `dvc repro` to make it)"),
     "report-without-norms": ("report", "data/plots/norms.csv",
                              "report: error: data/plots/norms.csv: not found (run `dvc repro train` to make it)"),
     "norms-without-ratios": ("report", "data/plots/norms.csv",
@@ -338,8 +338,8 @@ def test_missing_or_damaged_input(project, case):
     target = project / path
     if case == "damaged-array":
         target.write_bytes(b"not an array\n")
-    elif case == "norms-without-ratios":  # an epochs.csv in its place
-        shutil.copy(project / "data/plots/epochs.csv", target)
+    elif case == "norms-without-ratios":  # the loss per iteration in its place
+        shutil.copy(project / "data/plots/loss.csv", target)
     elif target.is_dir():
         shutil.rmtree(target)
     else:
@@ -360,11 +360,12 @@ def _csv(path: Path) -> tuple[list[str], np.ndarray]:
 
 def test_train_logs_the_norms_and_the_report_shows_what_the_net_learned(base):
     header, norms = _csv(base / "data/plots/norms.csv")
-    _, epochs = _csv(base / "data/plots/epochs.csv")
+    epochs = json.loads((base / "data/live/train/plots/custom/epochs.json").read_text())
     keys = ("W1", "b1", "W2", "b2")
     assert header == ["epoch", "iteration", *(f"{k}_norm" for k in keys), *(f"{k}_update" for k in keys),
                       *(f"{k}_update_ratio" for k in keys)]
-    np.testing.assert_array_equal(norms[:, :2], epochs[:, :2])  # a row per epoch record: 80, 160, 200
+    # a row per epoch record: after 80, 160 and 200 iterations
+    np.testing.assert_array_equal(norms[:, 0], [r["epochs"] for r in epochs])
     col = {name: norms[:, j] for j, name in enumerate(header)}
     with np.load(base / MODEL, allow_pickle=False) as z:
         for k in keys:
@@ -700,15 +701,11 @@ def run_with_fault(proj: Path, fault: str, target: str, name: str):
 
 @pytest.mark.parametrize("name, target, path", [
     ("train", "model.npz", "data/model/model.npz"),     # the first of train's four outputs
-    ("train", "train.json", "data/metrics/train.json"),  # the last: the model was already written
-    ("evaluate", "eval.json", "data/metrics/eval.json"),  # after predictions.csv
+    ("train", "loss.csv", "data/plots/loss.csv"),  # the last: the model was already written
 ])
 def test_full_disk_keeps_every_previous_output(project, name, target, path):
     if name == "train":
         write_params(project, {"train": {"learning_rate": 0.05}})  # the new outputs would differ
-    else:
-        for old in ("data/metrics/eval.json", "data/plots/predictions.csv"):
-            (project / old).write_text("old\n")
     before = snapshot(project / "data")
     p = run_with_fault(project, "write-ENOSPC", target, name)
     check = assert_error_after_training if name == "train" else assert_one_line
@@ -793,15 +790,16 @@ def _train_and_evaluate(proj: Path, env: dict) -> dict:
     for name in ("train", "evaluate"):
         p = stage(proj, name, env=env)
         assert p.returncode == 0, p.stderr
-    train = json.loads((proj / "data/metrics/train.json").read_text())
+    train = json.loads((proj / "data/live/train/metrics.json").read_text())
     del train["seconds"]  # wall time
     with np.load(proj / MODEL, allow_pickle=False) as z:
         weights = {k: z[k] for k in ("W1", "b1", "W2", "b2")}
     return {"model": (proj / MODEL).read_bytes(), "train": train,
-            "eval": (proj / "data/metrics/eval.json").read_bytes(),
-            "plots": [(proj / f"data/plots/{f}").read_bytes()
-                      for f in ("loss.csv", "epochs.csv", "norms.csv", "predictions.csv")],
-            "weights": weights, "accuracy": json.loads((proj / "data/metrics/eval.json").read_text())["accuracy"]}
+            "eval": (proj / "data/live/eval/metrics.json").read_bytes(),
+            "plots": [(proj / f).read_bytes() for f in ("data/plots/loss.csv", "data/plots/norms.csv",
+                                                        "data/live/train/plots/custom/epochs.json",
+                                                        "data/live/eval/plots/sklearn/confusion_matrix.json")],
+            "weights": weights, "accuracy": json.loads((proj / "data/live/eval/metrics.json").read_text())["accuracy"]}
 
 
 def test_same_seed_same_bits_whatever_blas_threads_the_environment_sets(base, tmp_path):
@@ -875,7 +873,7 @@ def repo(tmp_path_factory) -> Path:
 
 def back_to_baseline(repo: Path) -> None:
     """What a user does after a failed run: the committed params, outputs back from git and DVC's cache."""
-    git(repo, "checkout", "--", "params.yaml", "dvc.lock", "data/metrics", "data/plots")
+    git(repo, "checkout", "--", "params.yaml", "dvc.lock", "data/live", "data/plots")
     dvc(repo, "checkout", "--force")
     assert UP_TO_DATE in dvc(repo, "status").stdout
 
@@ -933,7 +931,7 @@ def test_interrupted_dvc_repro_then_repro_reruns_cleanly(repo, shell):
         assert UP_TO_DATE in dvc(repo, "status").stdout
         assert leftovers(repo / "data") == []
         assert TwoLayerNet.load(repo / MODEL).hidden_size == 20
-        assert json.loads((repo / "data/metrics/train.json").read_text())["iterations"] == 4000
+        assert json.loads((repo / "data/live/train/metrics.json").read_text())["iterations"] == 4000
     finally:
         back_to_baseline(repo)
 
@@ -956,7 +954,7 @@ def test_two_dvc_repro_at_once(repo):
         # The first one's outputs are whole, and DVC agrees they are up to date.
         assert UP_TO_DATE in dvc(repo, "status").stdout
         assert leftovers(repo / "data") == []
-        assert json.loads((repo / "data/metrics/train.json").read_text())["iterations"] == 8000
+        assert json.loads((repo / "data/live/train/metrics.json").read_text())["iterations"] == 8000
         assert TwoLayerNet.load(repo / MODEL).hidden_size == 20
     finally:
         back_to_baseline(repo)

@@ -11,6 +11,9 @@
   RENAME_EXCHANGE); where the file system cannot, by two renames (NAME ->
   `.NAME.xxxxxxxx.old`, then the temporary -> NAME), between which NAME is
   absent, as DVC leaves an output before it runs the stage.
+- A folder that a run fills in place as it goes (dvclive's: a live log others may read
+  meanwhile) cannot be filled aside; `live_dir` keeps its old contents in memory instead
+  and writes them back, whole, if the run fails.
 - SIGKILL or a power cut can still leave temporaries behind (and, during the
   final renames of a block, some outputs new next to old ones: each one whole,
   and a rerun rewrites them all). A live run holds an flock on each of its
@@ -95,6 +98,68 @@ def replace_dir(dest: str | os.PathLike) -> Iterator[Path]:
         if where is None or (temp is not None and _inside(os.fspath(where), temp.path)):
             where = dest
         raise DataError(f"{where}: cannot write ({e.strerror or e}); {dest} was left as it was") from None
+
+
+@contextlib.contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """An OSError raised in this block that names no file (a full disk fails write(2), which
+    names none) names `path`: for writers that are not ours (dvclive), as atomic_write does."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
+
+
+@contextlib.contextmanager
+def live_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """An empty `dest` for a run to write into as it goes; on an error, `dest` as it was.
+
+    For small folders (logs, metrics): the old contents are read into memory and `dest` is
+    emptied; when the block ends without error the new contents are synced to disk; on an
+    error or Ctrl-C they are removed (freeing their space) and the old ones written back
+    whole. A SIGKILL or a power cut leaves what the run had written so far, and no
+    temporary, as DVC leaves an output whose stage it was running. Use it around a stage.
+    """
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"{dest}: is a file, expected a folder of outputs")
+    old = None
+    if dest.is_dir():  # sorted: each folder before what it holds
+        old = {p.relative_to(dest): (p.read_bytes() if p.is_file() else None) for p in sorted(dest.rglob("*"))}
+    with signals_held():
+        _remove(str(dest))
+        dest.mkdir(parents=True)
+    try:
+        yield dest
+        _fsync_tree(str(dest))
+    except BaseException as error:
+        with signals_held():
+            _remove(str(dest))
+            if old is not None:
+                _write_back(dest, old, error)
+        raise
+
+
+def _write_back(dest: Path, old: dict, error: BaseException) -> None:
+    """live_dir's old contents, whole, under a temporary sibling first, then renamed onto `dest`."""
+    temp = None
+    try:
+        temp = tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.chmod(temp, 0o777 & ~_umask())
+        for rel, data in old.items():
+            if data is None:
+                (Path(temp) / rel).mkdir()
+            else:
+                (Path(temp) / rel).write_bytes(data)
+        _fsync_tree(temp)
+        os.rename(temp, dest)
+    except OSError as e:
+        if temp is not None:
+            _remove(temp)
+        raise DataError(f"{dest}: the run stopped ({error or type(error).__name__}) and its old contents could "
+                        f"not be written back ({e.strerror or e}); run the stage again") from error
 
 
 @contextlib.contextmanager

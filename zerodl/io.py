@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import all_or_nothing, atomic_write, signals_held  # noqa: F401 - the writers' one import
+from .atomic import all_or_nothing, atomic_write, live_dir, naming, signals_held  # noqa: F401 - the writers' one import
 from .errors import DataError, ModelError
 
 MODEL_FORMAT = "zerodl.TwoLayerNet"

@@ -73,3 +73,25 @@ def _yaml_lines(d: dict, indent: int = 0) -> list[str]:
         else:
             out.append(" " * indent + f"{k}: {'null' if v is None else v}")
     return out
+
+
+# What to look for in each figure of what the network learned (report.md, under the figure).
+FIGURE_NOTES = {
+    "What each hidden unit looks for":
+        "Each tile is one hidden unit's first-layer weights `W1[:, j]`, laid out as the input image: "
+        "red pixels excite the unit, blue ones inhibit it, white ones it ignores (colours centred at 0). "
+        "Look for strokes and blobs, the parts of digits a unit has learned to detect; "
+        "faint tiles are units whose weights stayed small, near their random start.",
+    "Weight and update norms per epoch":
+        "Left, the size ||W|| of each parameter; right, the epoch's last update relative to it, ||ΔW|| / ||W||. "
+        "A rule of thumb puts a good learning rate near 1e-3 (the dashed line): ratios that stay at 1e-2 or more "
+        "mean steps too large for the weights (the loss jumps, ReLUs die); ratios far below 1e-3 from the start, "
+        "too small a learning rate. The ratio falls as the training loss does; a gap is an epoch whose last update "
+        "did not move that parameter at all.",
+}
+HIDDEN_NOTES = {
+    "relu": "A ReLU that no digit activates gets no gradient and cannot recover: many of them point to too "
+            "large a learning rate. On the left, the tall bar at 0 is every (digit, unit) pair where the unit is off.",
+    "sigmoid": "A saturated sigmoid's slope is below 0.02, so it passes almost no gradient: many of them point to "
+               "weights grown too large (try a smaller learning rate, xavier init or weight decay).",
+}

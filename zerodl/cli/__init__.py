@@ -9,7 +9,7 @@
     zerodl descend --lr 0.1           the book's gradient descent on x0² + x1², and a PNG of its path
 
 Every command reads the files the pipeline writes (data/model/model.npz,
-data/prepared/*.npy, data/metrics/*.json) relative to the current folder.
+data/prepared/*.npy, data/live/*/metrics.json) relative to the current folder.
 Mistakes in the input end in one line on stderr and a non-zero exit.
 
 Each command is one module with `add_parser(sub)` (its help, example and options; returns

@@ -15,7 +15,7 @@ from ..net import TwoLayerNet
 
 MODEL = Path("data/model/model.npz")
 PREPARED = Path("data/prepared")
-METRICS = Path("data/metrics")
+METRICS = Path("data/live")  # dvclive's folders of the stages: train/metrics.json, eval/metrics.json
 BAR_WIDTH = 20  # characters for probability 1.0
 GREEN, RED = "1;32", "1;31"  # ANSI: the predicted class, right or wrong
 

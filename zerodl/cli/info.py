@@ -5,10 +5,12 @@ from pathlib import Path
 
 from .common import METRICS, MODEL, PREPARED, add_command, load_net, model_option, print_json, read_json
 
+TRAIN, EVAL = "train/metrics.json", "eval/metrics.json"  # the summaries dvclive writes for train and evaluate
+
 
 def add_parser(sub):
     p = add_command(sub, "info", "describe the model: sizes, weights, training params, accuracy, data", f"""\
-Reads {MODEL}, {METRICS}/train.json and eval.json, and {PREPARED}/meta.json;
+Reads {MODEL}, {METRICS}/{TRAIN} and {EVAL}, and {PREPARED}/meta.json;
 a missing metrics or data file is reported, not an error.
 
 examples:
@@ -16,7 +18,7 @@ examples:
   zerodl info --json | python -m json.tool
 """)
     model_option(p)
-    p.add_argument("--metrics", type=Path, default=METRICS, metavar="DIR", help=f"train.json, eval.json (default: {METRICS})")
+    p.add_argument("--metrics", type=Path, default=METRICS, metavar="DIR", help=f"{TRAIN}, {EVAL} (default: {METRICS})")
     p.add_argument("--data", type=Path, default=PREPARED, metavar="DIR", help=f"meta.json (default: {PREPARED})")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     return p
@@ -27,8 +29,8 @@ def run(args) -> int:
     meta = getattr(net, "meta", {}) or {}
     shapes = {k: list(v.shape) for k, v in net.params.items()}
     n_weights = int(sum(v.size for v in net.params.values()))
-    train_json, train_why = read_json(args.metrics / "train.json")
-    eval_json, eval_why = read_json(args.metrics / "eval.json")
+    train_json, train_why = read_json(args.metrics / TRAIN)
+    eval_json, eval_why = read_json(args.metrics / EVAL)
     data_meta, data_why = read_json(args.data / "meta.json")
     trained_with = meta.get("params") if isinstance(meta.get("params"), dict) else None
 
@@ -98,16 +100,16 @@ def describe_accuracy(folder: Path, train_json, train_why, eval_json, eval_why) 
         detail = f"{wrong:,} of {n:,} wrong" if isinstance(wrong, int) and isinstance(n, int) else ""
         if isinstance(loss, (int, float)):
             detail += (", " if detail else "") + f"loss {loss:.4f}"
-        lines.append(f"test {acc:.4f}" + (f" ({detail})" if detail else "") + f"  [{folder / 'eval.json'}]")
+        lines.append(f"test {acc:.4f}" + (f" ({detail})" if detail else "") + f"  [{folder / EVAL}]")
     else:
-        lines.append(f"no test accuracy: {folder / 'eval.json'} {eval_why or 'has no accuracy'}")
+        lines.append(f"no test accuracy: {folder / EVAL} {eval_why or 'has no accuracy'}")
     tr, te, epochs = (_get(train_json, k) for k in ("train_accuracy", "test_accuracy", "epochs"))
     if isinstance(tr, (int, float)):
         after = f" after {epochs:g} epochs" if isinstance(epochs, (int, float)) else ""
         test = f", test {te:.4f}" if isinstance(te, (int, float)) else ""
-        lines.append(f"train {tr:.4f}{test}{after}  [{folder / 'train.json'}]")
+        lines.append(f"train {tr:.4f}{test}{after}  [{folder / TRAIN}]")
     else:
-        lines.append(f"no training accuracy: {folder / 'train.json'} {train_why or 'has no train_accuracy'}")
+        lines.append(f"no training accuracy: {folder / TRAIN} {train_why or 'has no train_accuracy'}")
     return "\n          ".join(lines)
 
 
