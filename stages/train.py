@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
 from zerodl.errors import DataError
+from zerodl.environment import describe as describe_environment
 from zerodl.io import all_or_nothing, load_split, write_json, write_text
 from zerodl.optim import make_optimizer
 from zerodl.params import as_dict, check_batch_size, iterations, load_params
@@ -29,6 +30,7 @@ MODEL = Path("data/model/model.npz")
 METRICS = Path("data/metrics/train.json")
 LOSS_CSV = Path("data/plots/loss.csv")
 EPOCHS_CSV = Path("data/plots/epochs.csv")
+ENVIRONMENT = Path("data/environment.json")  # what the bits depend on: committed, not a metric
 
 
 def load_prepared(dtype):
@@ -67,6 +69,7 @@ def main() -> None:
 
     try:
         with threadpool_limits(limits=tp.threads, user_api="blas"):
+            environment = describe_environment()  # as the training sees it: its BLAS threads
             result = train(net, optimizer, x_train, t_train, x_test, t_test,
                            iters=iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
                            helper=tp.threads == 1 and helper_available(), on_iteration=on_iteration, on_epoch=on_epoch)
@@ -74,7 +77,8 @@ def main() -> None:
         bar.close()  # an error or Ctrl-C gets a line of its own, not the end of the bar's
 
     last = result.epochs[-1]
-    with all_or_nothing():  # the four outputs are replaced together or not at all
+    with all_or_nothing():  # the outputs are replaced together or not at all
+        write_json(ENVIRONMENT, environment)
         net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test), iterations=iters)
         write_text(LOSS_CSV, csv_text(["iteration", "loss"],
                                       ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))
