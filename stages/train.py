@@ -22,7 +22,8 @@ from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
 from zerodl.errors import DataError
-from zerodl.io import all_or_nothing, live_dir, load_split, naming, write_text
+from zerodl.environment import describe as describe_environment
+from zerodl.io import all_or_nothing, live_dir, load_split, naming, write_json, write_text
 from zerodl.live import EpochLog, open_live
 from zerodl.optim import make_optimizer
 from zerodl.params import as_dict, check_batch_size, iterations, load_params
@@ -39,6 +40,7 @@ NORMS_CSV = Path("data/plots/norms.csv")
 # EpochRecord field. `epochs` is the epochs done at that step (2.5 after a last half epoch).
 EPOCH_METRICS = {"train_accuracy": "train_accuracy", "test_accuracy": "test_accuracy",
                  "train_loss": "train_loss", "test_loss": "test_loss", "epochs": "epoch"}
+ENVIRONMENT = Path("data/environment.json")  # what the bits depend on: committed, not a metric
 
 
 def load_prepared(dtype):
@@ -100,6 +102,7 @@ def main() -> None:
 
         try:
             with threadpool_limits(limits=tp.threads, user_api="blas"):
+                environment = describe_environment()  # as the training sees it: its BLAS threads
                 result = train(net, optimizer, x_train, t_train, x_test, t_test,
                                iters=iters, batch_size=tp.batch_size, rng=rng, gradient=tp.gradient,
                                helper=tp.threads == 1 and helper_available(), on_iteration=bar.on_iteration,
@@ -109,7 +112,8 @@ def main() -> None:
         epochs.close()  # every row
 
         last = result.epochs[-1]
-        with all_or_nothing():  # the model, the loss and the norms are replaced together or not at all
+        with all_or_nothing():  # the model, the loss, the norms and the environment: together or not at all
+            write_json(ENVIRONMENT, environment)
             net.save(MODEL, params=as_dict(p), n_train=len(x_train), n_test=len(x_test), iterations=iters)
             write_text(LOSS_CSV, csv_text(["iteration", "loss"],
                                           ((i + 1, repr(float(l))) for i, l in enumerate(result.loss))))

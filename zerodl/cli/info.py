@@ -6,12 +6,14 @@ from pathlib import Path
 from .common import METRICS, MODEL, PREPARED, add_command, load_net, model_option, print_json, read_json
 
 TRAIN, EVAL = "train/metrics.json", "eval/metrics.json"  # the summaries dvclive writes for train and evaluate
+ENVIRONMENT = Path("data/environment.json")
 
 
 def add_parser(sub):
     p = add_command(sub, "info", "describe the model: sizes, weights, training params, accuracy, data", f"""\
-Reads {MODEL}, {METRICS}/{TRAIN} and {EVAL}, and {PREPARED}/meta.json;
-a missing metrics or data file is reported, not an error.
+Reads {MODEL}, {METRICS}/{TRAIN} and {EVAL}, {PREPARED}/meta.json, and
+{ENVIRONMENT} (what the training's last bits depend on: NumPy, OpenBLAS and
+its kernel, the CPU); a missing metrics or data file is reported, not an error.
 
 examples:
   zerodl info
@@ -20,6 +22,8 @@ examples:
     model_option(p)
     p.add_argument("--metrics", type=Path, default=METRICS, metavar="DIR", help=f"{TRAIN}, {EVAL} (default: {METRICS})")
     p.add_argument("--data", type=Path, default=PREPARED, metavar="DIR", help=f"meta.json (default: {PREPARED})")
+    p.add_argument("--environment", type=Path, default=ENVIRONMENT, metavar="FILE",
+                   help=f"the training run's environment record (default: {ENVIRONMENT})")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     return p
 
@@ -32,6 +36,7 @@ def run(args) -> int:
     train_json, train_why = read_json(args.metrics / TRAIN)
     eval_json, eval_why = read_json(args.metrics / EVAL)
     data_meta, data_why = read_json(args.data / "meta.json")
+    env, env_why = read_json(args.environment)
     trained_with = meta.get("params") if isinstance(meta.get("params"), dict) else None
 
     if args.json:
@@ -44,6 +49,7 @@ def run(args) -> int:
                       "n_train": meta.get("n_train"), "n_test": meta.get("n_test")},
             "metrics": {"train": train_json, "eval": eval_json},
             "data": data_meta,
+            "environment": env,
         })
         return 0
 
@@ -58,6 +64,7 @@ def run(args) -> int:
     print(f"trained   {describe_training(trained_with, meta)}")
     print(f"accuracy  {describe_accuracy(args.metrics, train_json, train_why, eval_json, eval_why)}")
     print(f"data      {describe_data(args.data / 'meta.json', data_meta, data_why)}")
+    print(f"computed  {describe_environment(args.environment, env, env_why)}")
     return 0
 
 
@@ -128,3 +135,25 @@ def describe_data(path: Path, meta: dict | None, why: str | None) -> str:
     if meta.get("seed") is not None:
         parts.append(f"seed {meta['seed']}")
     return ", ".join(parts) + f"  [{path}]"
+
+
+def describe_environment(path: Path, env: dict | None, why: str | None) -> str:
+    """The libraries and CPU the training ran on: what its float32 bits depend on."""
+    if env is None:
+        return f"unknown: {path} {why}"
+    blas, cpu, simd = env.get("blas"), env.get("cpu"), env.get("numpy_simd")
+    parts = [f"NumPy {env.get('numpy', '?')}"
+             + (f" (SIMD {' '.join(_get(simd, 'dispatched') or _get(simd, 'baseline') or ['?'])})"
+                if isinstance(simd, dict) else "")]
+    if isinstance(blas, dict):
+        threads = blas.get("num_threads")
+        parts.append(f"{blas.get('internal_api', 'BLAS')} {blas.get('version', '?')}, "
+                     f"{blas.get('architecture', '?')} kernel, {threads} thread{'s' * (threads != 1)}")
+    if isinstance(cpu, dict):
+        parts.append(f"{cpu.get('model', '?')} (family {cpu.get('family')}, model {cpu.get('model_number')}, "
+                     f"{' '.join(cpu.get('flags') or [])})")
+    knobs = env.get("environment")
+    if isinstance(knobs, dict) and knobs:
+        parts.append("with " + " ".join(f"{k}={v}" for k, v in knobs.items()))
+    return "\n          ".join(parts) + f"  [{path}]"
+
