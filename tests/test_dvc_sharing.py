@@ -23,9 +23,12 @@ from dvc_support import (drawn, exp_rows, git, link_node_modules, make_repo, ran
 
 pytestmark = pytest.mark.slow
 
-VEGA_PLOTS = ["Training_loss_per_iteration", "Accuracy_per_epoch", "Loss_per_epoch", "Confusion_matrix"]
-LINE_PLOTS = VEGA_PLOTS[:3]
-IMAGE_PLOT = "data_live_report_plots_images_misclassified_png"  # the div DVC makes for the image plot
+VEGA_PLOTS = ["Training_loss_per_iteration", "Accuracy_per_epoch", "Loss_per_epoch", "Weight_norms_per_epoch",
+              "Update___weight_per_epoch", "Confusion_matrix"]
+LINE_PLOTS = VEGA_PLOTS[:5]
+# the divs DVC makes for the image plots: dvclive's gallery, the report's first-layer weights
+IMAGE_PLOT = "data_live_report_plots_images_misclassified_png"
+IMAGE_PLOTS = [IMAGE_PLOT, "data_report_weights_png"]
 UP_TO_DATE = "Data and pipelines are up to date."
 
 
@@ -129,8 +132,9 @@ def test_a_sweep_across_machines_is_pulled_compared_and_drawn_offline(shared, tm
     for plot in LINE_PLOTS:  # one curve per experiment, each in its revision's colour
         assert all(n > 20 for n in got[plot]["revs"][:3]), (plot, got[plot])
     assert got["Confusion_matrix"]["coloured"] > 1000
-    images = [v["images"] for k, v in got.items() if k not in VEGA_PLOTS]
-    assert len(images) == 1 and len(images[0]) == 3 and all(w > 0 for w in images[0]), got
+    assert sorted(got) == sorted(VEGA_PLOTS + IMAGE_PLOTS)
+    for plot in IMAGE_PLOTS:  # each image once per experiment
+        assert len(got[plot]["images"]) == 3 and all(w > 0 for w in got[plot]["images"]), got
 
 
 def test_plots_show_draws_every_plot_offline_where_dvcs_own_page_stays_blank(shared):
@@ -140,11 +144,11 @@ def test_plots_show_draws_every_plot_offline_where_dvcs_own_page_stays_blank(sha
     with open_page(first / "dvc_plots/index.html", viewport=(1400, 1000)) as page:
         got = drawn(page, len(VEGA_PLOTS))
         assert page.outside() == [] and page.errors == []
-    assert sorted(got) == sorted(VEGA_PLOTS + [IMAGE_PLOT])
+    assert sorted(got) == sorted(VEGA_PLOTS + IMAGE_PLOTS)
     for plot in LINE_PLOTS:
         assert got[plot]["revs"][0] > 20, (plot, got[plot])  # the workspace's curve
     assert got["Confusion_matrix"]["coloured"] > 1000
-    assert got[IMAGE_PLOT]["images"][0] > 0
+    assert all(got[plot]["images"][0] > 0 for plot in IMAGE_PLOTS)
 
     # The same plots on DVC's own page (its scripts from a CDN): nothing drawn, and it asked the network.
     run(first, "dvc", "config", "--local", "plots.html_template", "")

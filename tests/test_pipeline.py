@@ -31,8 +31,9 @@ def sha(path: Path) -> str:
 
 def logged_files(repo: Path) -> dict[str, str]:
     """sha256 of every file the stages log or write under data/ but the raw and prepared data."""
-    return {str(f.relative_to(repo)): sha(f) for d in ("data/live", "data/plots", "data/report", "data/model")
-            for f in sorted((repo / d).rglob("*")) if f.is_file()}
+    files = {str(f.relative_to(repo)): sha(f) for d in ("data/live", "data/plots", "data/report", "data/model")
+             for f in sorted((repo / d).rglob("*")) if f.is_file()}
+    return {**files, "data/environment.json": sha(repo / "data/environment.json")}
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,8 @@ def test_train_logs_each_epoch_as_a_dvclive_step_with_its_params_and_summary(rep
     assert sorted(f.relative_to(repo).as_posix() for f in repo.rglob("dvc.yaml")) == ["dvc.yaml"]
     plots = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
     assert sorted(plots) == ["Accuracy per epoch", "Confusion matrix", "Loss per epoch",
-                             "Training loss per iteration", "data/live/report/plots/images/misclassified.png"]
+                             "Training loss per iteration", "Update / weight per epoch", "Weight norms per epoch",
+                             "data/live/report/plots/images/misclassified.png", "data/report/weights.png"]
 
 
 def test_second_repro_reruns_nothing(repo):

@@ -873,7 +873,7 @@ def repo(tmp_path_factory) -> Path:
 
 def back_to_baseline(repo: Path) -> None:
     """What a user does after a failed run: the committed params, outputs back from git and DVC's cache."""
-    git(repo, "checkout", "--", "params.yaml", "dvc.lock", "data/live", "data/plots")
+    git(repo, "checkout", "--", "params.yaml", "dvc.lock", "data/live", "data/plots", "data/environment.json")
     dvc(repo, "checkout", "--force")
     assert UP_TO_DATE in dvc(repo, "status").stdout
 
