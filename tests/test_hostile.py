@@ -27,7 +27,7 @@ from hostile_support import (ROOT, assert_one_line, gzip_zeros, idx_header, npy_
                              zip_bomb_model)
 from PIL import Image, ImageDraw
 
-from zerodl import TwoLayerNet, cli
+from zerodl import TwoLayerNet
 from zerodl import io as zio
 from zerodl.data import IDX_FILES, content_sha256, fetch, prepare, read_idx
 from zerodl.data.prepare import MAX_PREPARED_BYTES, convert_idx, normalise
@@ -36,6 +36,8 @@ from zerodl.errors import DataError, ModelError
 from zerodl.images import MAX_SIDE, load_digit, shrink
 from zerodl.io import load_model, load_split, npz_bytes, write_json
 from zerodl.metrics import evaluate
+
+from test_cli import run_in_process
 
 META = {"format": "zerodl.TwoLayerNet", "version": 1, "input_size": 784, "hidden_size": 8, "output_size": 10,
         "dtype": "float32", "activation": "relu", "dropout_ratio": 0.0, "weight_init_std": 0.01}
@@ -64,15 +66,7 @@ def project(tmp_path) -> Path:
 
 def run_cli(args, cwd, monkeypatch, capsys) -> tuple[int, str, str]:
     """cli.main(args) in this process, run from cwd: (exit code, stdout, stderr)."""
-    monkeypatch.chdir(cwd)
-    handler = signal.getsignal(signal.SIGTERM)  # entry.run installs its own; put pytest's back
-    try:
-        with pytest.raises(SystemExit) as e:
-            cli.main([str(a) for a in args])
-    finally:
-        signal.signal(signal.SIGTERM, handler)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
+    return run_in_process(args, cwd, monkeypatch, capsys)
 
 
 def cli_error(args, cwd, monkeypatch, capsys, *fragments: str) -> str:

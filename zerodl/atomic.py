@@ -62,15 +62,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     with all_or_nothing():
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = _stage(path, folder=False)
-        try:
-            with os.fdopen(os.dup(temp.fd), mode) as f:  # its own descriptor: the lock outlives the file
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as e:
-            if e.filename is None and e.errno is not None:
-                raise OSError(e.errno, e.strerror, str(path)) from e
-            raise
+        with naming(path), os.fdopen(os.dup(temp.fd), mode) as f:  # its own descriptor: the lock outlives the file
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
 
 
 @contextlib.contextmanager
