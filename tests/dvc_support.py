@@ -72,10 +72,28 @@ def link_node_modules(repo: Path) -> None:
     (repo / "node_modules").symlink_to(src)
 
 
-def exp_rows(repo) -> list[dict]:
+# DVC's queue marks a task active before it has made the run's workspace
+# (.dvc/tmp/exps/tmp*/) and written its executor info (.dvc/tmp/exps/run/<rev>/<rev>.run,
+# rewritten in place at each change of state), and `dvc exp show` reads both unguarded
+# (celery.py, collect_active_data). Polled once a second through a run's start, it failed in 3 of
+# 4 starts here, about 1.7 s in, with one of these messages.
+_STARTING = re.compile(r"(No such file or directory: '|unable to read: ')[^']*\.dvc/tmp/exps/run/[^']*\.run'"
+                       r"|directory '[^']*\.dvc/tmp/exps/tmp[^/']*/\.dvc' does not exist")
+
+
+def exp_rows(repo, starting_retries: int = 0) -> list[dict]:
     """Every experiment `dvc exp show --json` lists: name, params, eval and train metrics, state
-    (queued, running, success, failed; None for one that is simply in git), error."""
-    rows = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
+    (queued, running, success, failed; None for one that is simply in git), error. A poller of a
+    run that may be starting passes `starting_retries`: DVC's start-up race above is retried, no
+    other failure is."""
+    for attempt in range(starting_retries + 1):
+        p = run(repo, "dvc", "exp", "show", "--json", check=False)
+        if p.returncode == 0 or attempt == starting_retries or not _STARTING.search(p.stderr):
+            break
+        time.sleep(0.5)
+    if p.returncode != 0:
+        raise AssertionError(f"dvc exp show --json exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+    rows = json.loads(p.stdout)
     out = []
     for commit in rows:
         for exp in commit.get("experiments") or []:

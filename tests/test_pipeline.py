@@ -202,7 +202,7 @@ def test_a_running_experiment_shows_its_latest_step(repo):
     seen, deadline = [], time.monotonic() + 180
     try:
         while len(seen) < 2 and time.monotonic() < deadline:
-            row = next((r for r in exp_rows(repo) if r["name"] == "long"), {})
+            row = next((r for r in exp_rows(repo, starting_retries=10) if r["name"] == "long"), {})
             live = row.get("train", {})
             # A summary written mid-training has no `seconds` (the run's workspace starts with the
             # baseline's files, which have, until train's first sync replaces them).
