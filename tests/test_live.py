@@ -8,6 +8,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -248,6 +249,26 @@ def stage(root: Path, name: str, prelude: str = "", **kw) -> subprocess.Complete
     code = f"import runpy, sys; sys.argv = ['stages/{name}.py']\n{prelude}\nrunpy.run_path(sys.argv[0], run_name='__main__')"
     return subprocess.run([sys.executable, "-c", code], cwd=root, env=ENV, capture_output=True, text=True,
                           timeout=300, **kw)
+
+
+def test_a_stage_in_a_git_repository_with_no_commit_says_to_commit_in_one_line(project, tmp_path):
+    """dvclive reads HEAD before it checks there is one: a copy of the project in a fresh
+    `git init`, not yet committed, gets one line and its old outputs, not dvclive's traceback."""
+    root = tmp_path / "copy"
+    shutil.copytree(project, root, symlinks=True)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    before = snapshot(root / "data")
+    p = stage(root, "evaluate")
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "evaluate: error: data/live/eval: dvclive needs the project's git repository to have a commit, and it "
+        "has none yet; commit the project (git add -A && git commit -m project) and run again"]
+    assert snapshot(root / "data") == before and leftovers(root) == []
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "project"], cwd=root, check=True)
+    p = stage(root, "evaluate")
+    assert p.returncode == 0, p.stderr
 
 
 # The fault: dvclive's write of the confusion matrix fails as a full disk does (OSError 28, no file named).

@@ -11,6 +11,7 @@ import os
 import time
 
 from .atomic import naming
+from .errors import ZerodlError
 
 SYNC_SECONDS = 1.0  # the rows, metrics.json and the step DVC's VS Code extension watches: at most this often
 SYNC_SHARE = 0.01   # and never more than this share of the time
@@ -30,7 +31,16 @@ def open_live(folder):
     # stage's last line at exit, on a pipe it wraps stdout and stderr. The stages print plain lines.
     colorama.deinit()
     atexit.unregister(colorama.initialise.reset_all)
-    return dvclive.Live(str(folder), dvcyaml=False, save_dvc_exp=False)
+    from scmrepo.exceptions import SCMError
+
+    try:
+        return dvclive.Live(str(folder), dvcyaml=False, save_dvc_exp=False)
+    except SCMError as e:  # dvclive reads HEAD before it checks there is one (3.49)
+        if "empty git repo" in str(e).lower():
+            raise ZerodlError(f"{folder}: dvclive needs the project's git repository to have a commit, and it "
+                              "has none yet; commit the project (git add -A && git commit -m project) and "
+                              "run again") from None
+        raise ZerodlError(f"{folder}: dvclive could not read the project's git repository: {e}") from None
 
 
 class EpochLog:
