@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import zerodl.atomic as atomic
+import zerodl.temps as temps
 from zerodl.atomic import all_or_nothing, atomic_write, replace_dir
 from zerodl.io import write_text
 
@@ -38,13 +39,13 @@ def hidden(folder: Path) -> list[str]:
 @pytest.mark.parametrize("how", ["exchange", "two-renames"])
 def test_replace_dir_swaps_the_folder_in(tmp_path, monkeypatch, how):
     calls = []
-    real = atomic._exchange
+    real = temps.exchange
 
     def exchange(a, b):
         calls.append(real(a, b) if how == "exchange" else False)
         return calls[-1]
 
-    monkeypatch.setattr(atomic, "_exchange", exchange)
+    monkeypatch.setattr(temps, "exchange", exchange)
     dest = tmp_path / "out"
     with replace_dir(dest) as tmp:  # no folder yet, as DVC leaves an output before its stage
         (tmp / "a").write_text("first")
@@ -197,7 +198,7 @@ def test_a_live_runs_temporaries_are_left_alone(tmp_path):
 def test_a_sweep_never_takes_a_temporary_made_before_its_lock(tmp_path, monkeypatch):
     """Another run's sweep may remove a fresh temporary between its creation and its lock:
     the maker sees its name no longer leads to its file, and makes another."""
-    real_lock, swept = atomic._lock, []
+    real_lock, swept = temps.lock, []
 
     def lock(fd, wait):
         if wait and not swept:  # the maker, before its first lock: the other run sweeps now
@@ -206,20 +207,20 @@ def test_a_sweep_never_takes_a_temporary_made_before_its_lock(tmp_path, monkeypa
                 os.unlink(tmp_path / name)
         return real_lock(fd, wait)
 
-    monkeypatch.setattr(atomic, "_lock", lock)
+    monkeypatch.setattr(temps, "lock", lock)
     write_text(tmp_path / "a.txt", "new")
     assert len(swept[0]) == 1 and swept[0][0].startswith(".a.txt.")
     assert (tmp_path / "a.txt").read_text() == "new" and os.listdir(tmp_path) == ["a.txt"]
 
 
 def test_temporaries_are_locked_while_they_live(tmp_path):
-    if atomic.fcntl is None:
+    if temps.fcntl is None:
         pytest.skip("no flock on this system: leftovers are never swept here")
     with atomic_write(tmp_path / "a.txt") as f:
         name = hidden(tmp_path)[0]
         other = os.open(tmp_path / name, os.O_RDONLY)  # as another process's sweep opens it
         try:
-            assert atomic._lock(other, wait=False) is False
+            assert temps.lock(other, wait=False) is False
         finally:
             os.close(other)
         f.write(b"x")
@@ -231,10 +232,10 @@ def test_sigkill_between_the_two_renames_of_a_folder_then_a_rerun(tmp_path):
     (as DVC leaves it before a stage); the next run works and removes both temporaries."""
     script = r'''
 import os, signal, sys
-import zerodl.atomic as atomic
+import zerodl.temps as temps
 from zerodl.atomic import replace_dir
 
-atomic._exchange = lambda a, b: False
+temps.exchange = lambda a, b: False
 if sys.argv[1] == "kill":
     real = os.rename
     def rename(src, dst):

@@ -13,19 +13,11 @@ import numpy as np
 import pytest
 
 import zerodl.io as zio
+import zerodl.model_file as zmf
 from zerodl import TwoLayerNet
 from zerodl.errors import ModelError
-from zerodl.io import (
-    MODEL_FORMAT,
-    MODEL_VERSION,
-    atomic_write,
-    load_model,
-    load_npy,
-    save_model,
-    save_npy,
-    write_json,
-    write_text,
-)
+from zerodl.io import atomic_write, load_npy, save_npy, write_json, write_text
+from zerodl.model_file import MODEL_FORMAT, MODEL_VERSION, load_model, save_model
 
 KEYS = ("W1", "b1", "W2", "b2")
 
@@ -445,7 +437,7 @@ def test_save_failure_keeps_the_old_model(tmp_path, monkeypatch):
     def broken(arrays):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(zio, "npz_bytes", broken)
+    monkeypatch.setattr(zmf, "npz_bytes", broken)
     with pytest.raises(OSError):
         _trained_looking_net(seed=1).save(path)
     assert path.read_bytes() == old
@@ -467,6 +459,6 @@ def test_write_helpers(tmp_path):
 
 def test_npz_bytes_depend_only_on_arrays():
     arrays = {"a": np.arange(3.0), "b": np.array("text")}
-    assert zio.npz_bytes(arrays) == zio.npz_bytes({k: v.copy() for k, v in arrays.items()})
-    with zipfile.ZipFile(io.BytesIO(zio.npz_bytes(arrays))) as zf:
+    assert zmf.npz_bytes(arrays) == zmf.npz_bytes({k: v.copy() for k, v in arrays.items()})
+    with zipfile.ZipFile(io.BytesIO(zmf.npz_bytes(arrays))) as zf:
         assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in zf.infolist())

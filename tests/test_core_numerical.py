@@ -218,7 +218,7 @@ def test_activation_and_dropout_survive_save_and_load(tmp_path):
 
 
 def test_a_model_from_before_activations_loads_as_relu(tmp_path):
-    from zerodl.io import save_model
+    from zerodl.model_file import save_model
 
     net = TwoLayerNet(6, 4, 3, seed=2)
     save_model(tmp_path / "old.npz", net.params, {"input_size": 6, "hidden_size": 4, "output_size": 3,
@@ -232,7 +232,7 @@ def test_a_model_from_before_activations_loads_as_relu(tmp_path):
                                        ({"dropout_ratio": 1.5}, "dropout_ratio 1.5"),
                                        ({"dropout_ratio": "half"}, "dropout_ratio 'half'")])
 def test_a_model_with_an_unknown_network_is_refused(tmp_path, meta, why):
-    from zerodl.io import save_model
+    from zerodl.model_file import save_model
 
     net = TwoLayerNet(6, 4, 3, seed=2)
     save_model(tmp_path / "m.npz", net.params, {"input_size": 6, "hidden_size": 4, "output_size": 3,

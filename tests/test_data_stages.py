@@ -220,11 +220,11 @@ def test_replace_dir_refuses_a_file_in_the_way(tmp_path):
 # else two renames (forced here by having no exchange).
 KILL = r"""
 import os, runpy, signal, sys
-import zerodl.atomic as atomic
+import zerodl.atomic as atomic, zerodl.temps as temps
 
 point, stage, writing = sys.argv[1:4]
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
-real_stage, real_exchange, real_rename = atomic._stage, atomic._exchange, os.rename
+real_stage, real_exchange, real_rename = atomic._stage, temps.exchange, os.rename
 
 def stage_(target, folder):
     temp = real_stage(target, folder)
@@ -245,7 +245,7 @@ def rename(src, dst):
         die()
 
 atomic._stage = stage_
-atomic._exchange = exchange if point.endswith("exchange") else (lambda a, b: False)
+temps.exchange = exchange if point.endswith("exchange") else (lambda a, b: False)
 os.rename = rename
 sys.argv = ["stages/" + stage + ".py"]
 runpy.run_path(sys.argv[0], run_name="__main__")
@@ -307,16 +307,16 @@ def test_sigkill_at_any_point_then_a_rerun_works_and_leaves_nothing(fetched_and_
 # Runs a stage that stops just before swapping its outputs in until the file `go` exists.
 PAUSE = r"""
 import os, runpy, sys, time
-import zerodl.atomic as atomic
+import zerodl.temps as temps
 
-real = atomic._exchange
+real = temps.exchange
 def exchange(a, b):
     open("paused", "w").close()
     while not os.path.exists("go"):
         time.sleep(0.01)
     return real(a, b)
 
-atomic._exchange = exchange
+temps.exchange = exchange
 sys.argv = ["stages/" + sys.argv[1] + ".py"]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """

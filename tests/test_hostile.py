@@ -29,12 +29,14 @@ from PIL import Image, ImageDraw
 
 from zerodl import TwoLayerNet
 from zerodl import io as zio
+from zerodl import model_file as zmf
 from zerodl.data import IDX_FILES, content_sha256, fetch, prepare, read_idx
 from zerodl.data.prepare import MAX_PREPARED_BYTES, convert_idx, normalise
 from zerodl.entry import run as entry_run
 from zerodl.errors import DataError, ModelError
 from zerodl.images import MAX_SIDE, load_digit, shrink
-from zerodl.io import load_model, load_split, npz_bytes, write_json
+from zerodl.io import load_split, write_json
+from zerodl.model_file import load_model, npz_bytes
 from zerodl.metrics import evaluate
 
 from test_cli import run_in_process
@@ -360,7 +362,7 @@ def test_out_of_memory_names_what_was_being_read(tmp_path, monkeypatch):
         raise MemoryError
 
     with monkeypatch.context() as m:
-        m.setattr(zio._Members, "data", no_memory)
+        m.setattr(zmf._Members, "data", no_memory)
         with pytest.raises(ModelError, match=rf"^{model}: out of memory loading the model; free some memory"):
             load_model(model)
     with monkeypatch.context() as m:

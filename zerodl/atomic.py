@@ -21,32 +21,25 @@
   NAME a run removes the `.NAME.xxxxxxxx.tmp` and `.old` next to it whose lock
   it can take: a dead run's, never a live one's (two stage scripts at once),
   never a name of another pattern. Where flock is missing or refused
-  (Windows, some network file systems) nothing is removed.
+  (Windows, some network file systems) nothing is removed. The temporaries, their
+  locks and the sweep are zerodl.temps.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import os
-import re
-import shutil
 import signal
-import sys
 import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Iterator
 
+from . import temps
 from .errors import DataError
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock, so no leftover can be told from a live run's
-    fcntl = None
-
 # The temporaries of the current `all_or_nothing` block, in the order they were made.
-_STAGED: contextvars.ContextVar[list[_Temp] | None] = contextvars.ContextVar("zerodl_staged", default=None)
+_STAGED: contextvars.ContextVar[list[temps.Temp] | None] = contextvars.ContextVar("zerodl_staged", default=None)
 
 
 @contextlib.contextmanager
@@ -90,7 +83,7 @@ def replace_dir(dest: str | os.PathLike) -> Iterator[Path]:
             yield Path(temp.path)
     except OSError as e:
         where = e.filename
-        if where is None or (temp is not None and _inside(os.fspath(where), temp.path)):
+        if where is None or (temp is not None and temps.inside(os.fspath(where), temp.path)):
             where = dest
         raise DataError(f"{where}: cannot write ({e.strerror or e}); {dest} was left as it was") from None
 
@@ -124,14 +117,14 @@ def live_dir(dest: str | os.PathLike) -> Iterator[Path]:
     if dest.is_dir():  # sorted: each folder before what it holds
         old = {p.relative_to(dest): (p.read_bytes() if p.is_file() else None) for p in sorted(dest.rglob("*"))}
     with signals_held():
-        _remove(str(dest))
+        temps.remove(str(dest))
         dest.mkdir(parents=True)
     try:
         yield dest
-        _fsync_tree(str(dest))
+        temps.fsync_tree(str(dest))
     except BaseException as error:
         with signals_held():
-            _remove(str(dest))
+            temps.remove(str(dest))
             if old is not None:
                 _write_back(dest, old, error)
         raise
@@ -142,17 +135,17 @@ def _write_back(dest: Path, old: dict, error: BaseException) -> None:
     temp = None
     try:
         temp = tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.chmod(temp, 0o777 & ~_umask())
+        os.chmod(temp, 0o777 & ~temps.umask())
         for rel, data in old.items():
             if data is None:
                 (Path(temp) / rel).mkdir()
             else:
                 (Path(temp) / rel).write_bytes(data)
-        _fsync_tree(temp)
+        temps.fsync_tree(temp)
         os.rename(temp, dest)
     except OSError as e:
         if temp is not None:
-            _remove(temp)
+            temps.remove(temp)
         raise DataError(f"{dest}: the run stopped ({error or type(error).__name__}) and its old contents could "
                         f"not be written back ({e.strerror or e}); run the stage again") from error
 
@@ -171,7 +164,7 @@ def all_or_nothing() -> Iterator[None]:
     if _STAGED.get() is not None:  # nested: the outermost block installs
         yield
         return
-    staged: list[_Temp] = []
+    staged: list[temps.Temp] = []
     token = _STAGED.set(staged)
     try:
         yield
@@ -181,7 +174,7 @@ def all_or_nothing() -> Iterator[None]:
             folders = {t.path for t in staged if t.folder}  # synced whole by their install
             for parent in dict.fromkeys(str(t.target.parent) for t in staged):
                 if parent not in folders:
-                    _fsync(parent)  # the renames themselves survive a power cut
+                    temps.fsync(parent)  # the renames themselves survive a power cut
             for temp in staged:
                 temp.remove()
     finally:
@@ -220,173 +213,10 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(signum)  # delivered now, to its own handler
 
 
-def _stage(target: Path, folder: bool) -> _Temp:
+def _stage(target: Path, folder: bool) -> temps.Temp:
     """A new temporary for `target`, listed in the current block, which installs or removes it."""
-    _sweep(target)
+    temps.sweep(target)
     staged = _STAGED.get()
     with signals_held():  # a signal between making it and listing it would leave it behind
-        staged.append(_Temp(target, folder))
+        staged.append(temps.Temp(target, folder))
     return staged[-1]
-
-
-class _Temp:
-    """A temporary sibling of `target` (a file, or a folder), locked by this process until removed."""
-
-    def __init__(self, target: Path, folder: bool):
-        self.target, self.folder = target, folder
-        while True:
-            try:
-                if folder:
-                    self.path = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-                    fd = os.open(self.path, os.O_RDONLY)
-                else:
-                    fd, self.path = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            except OSError as e:  # name the folder the user can fix, not a file that was never made
-                raise OSError(e.errno, e.strerror, str(target.parent)) from e
-            _lock(fd, wait=True)
-            if _same(fd, self.path):
-                break
-            os.close(fd)  # another run's sweep took it for a dead one's before we locked it
-        self.fd, self.fds = fd, [fd]
-        self.leftovers = [self.path]  # what `remove` deletes
-        # mkstemp and mkdtemp make them private; outputs are ordinary files and folders
-        os.chmod(self.path, 0o755 if folder else 0o666 & ~_umask())
-
-    def install(self) -> None:
-        if self.folder:
-            _fsync_tree(self.path)  # what was copied in is on disk before the folder counts as whole
-            self._swap_in()
-        else:
-            os.replace(self.path, self.target)
-            self.leftovers = []
-
-    def _swap_in(self) -> None:
-        if os.path.lexists(self.target) and _exchange(self.path, self.target):
-            return  # the old outputs are now under the temporary name, for `remove`
-        old = self.path[: -len(".tmp")] + ".old"
-        try:
-            fd = os.open(self.target, os.O_RDONLY)
-        except FileNotFoundError:  # nothing to replace (DVC removes outputs before a stage)
-            fd = None
-        if fd is not None:
-            self.fds.append(fd)
-            _lock(fd, wait=False)  # no sweep may take the old outputs while they might go back
-            os.rename(self.target, old)
-        try:
-            os.rename(self.path, self.target)
-        except BaseException:
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.rename(old, self.target)
-            raise
-        self.leftovers = [old] if fd is not None else []
-
-    def remove(self) -> None:
-        for path in self.leftovers:
-            _remove(path)
-        self.leftovers = []
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
-
-
-def _sweep(target: Path) -> None:
-    """Remove the temporaries of `target` that dead runs left: our own names only, and only unlocked ones."""
-    if fcntl is None:
-        return
-    ours = re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}\.(tmp|old)")  # tempfile's 8 letters
-    try:
-        names = os.listdir(target.parent)
-    except OSError:
-        return
-    for name in names:
-        if not ours.fullmatch(name):
-            continue
-        path = os.path.join(target.parent, name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue  # gone already, or a link or a file we may not read: not ours
-        try:
-            if _lock(fd, wait=False) and _same(fd, path):
-                _remove(path)
-        finally:
-            os.close(fd)
-
-
-def _lock(fd: int, wait: bool) -> bool | None:
-    """Take an exclusive flock on fd: True; False if another process holds it; None if the system cannot."""
-    if fcntl is None:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        return True
-    except BlockingIOError:
-        return False
-    except OSError:
-        return None
-
-
-def _same(fd: int, path: str) -> bool:
-    try:
-        st, fst = os.lstat(path), os.fstat(fd)
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder + os.sep)
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(OSError):
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-
-
-def _fsync(path: str | os.PathLike) -> None:
-    with contextlib.suppress(OSError):  # not every system can fsync a folder
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_tree(folder: str) -> None:
-    for root, _, files in os.walk(folder):
-        for name in files:
-            _fsync(os.path.join(root, name))
-        _fsync(root)
-
-
-@functools.lru_cache(maxsize=None)
-def _renameat2():
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-    try:
-        func = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):  # a C library without it (glibc < 2.28)
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    return func
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Swap two names in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot.
-
-    Any failure means: do it the portable way, which reports a real error itself.
-    """
-    func = _renameat2()
-    AT_FDCWD, RENAME_EXCHANGE = -100, 2
-    return func is not None and func(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

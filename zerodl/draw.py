@@ -21,7 +21,7 @@ from importlib import resources
 import numpy as np
 
 from .errors import ModelError
-from .io import PARAM_KEYS
+from .model_file import PARAM_KEYS
 from .net import TwoLayerNet
 
 TEMPLATES = "templates"  # draw.html, draw.css, draw.js: package data (pyproject.toml)

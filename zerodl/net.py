@@ -14,7 +14,7 @@ import numpy as np
 from . import numerical
 from .gradient import H, numerical_gradient
 from .errors import ModelError
-from .io import load_model, save_model
+from .model_file import load_model, save_model
 from .layers import Affine, Dropout, Relu, Sigmoid, SoftmaxWithLoss
 
 # model.activation -> the hidden layer and its name in `layers` (the book's names)
