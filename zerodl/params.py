@@ -4,7 +4,7 @@ The dataclasses below mirror params.yaml and are the only other place a
 default lives. Their types and bounds are the checks (pydantic runs them):
 unknown keys (typos), wrong types and values out of range all raise
 ParamsError naming the key, the value and what is allowed, in words read off
-the same type and bounds. A new key is one line here and its comment in
+the same type and bounds (zerodl.params_words). A new key is one line here and its comment in
 params.yaml.
 """
 from __future__ import annotations
@@ -13,12 +13,13 @@ import dataclasses
 import re
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from .params_words import cut, explain, fields, show
 from .errors import ParamsError
 
 # Strict: YAML's true is not an integer and a quoted '5' is not a number.
@@ -102,8 +103,8 @@ class _Loader(yaml.SafeLoader):
             event = self.peek_event()
             alias = isinstance(event, yaml.AliasEvent)
             if alias or len(self._path) > _MAX_DEPTH:
-                key, at = _cut(".".join(k for k in self._path if k) or "a key"), f"line {event.start_mark.line + 1}"
-                raise _Refused(f"{key} = *{_cut(event.anchor)}: expected a value written out, not a YAML alias ({at})"
+                key, at = cut(".".join(k for k in self._path if k) or "a key"), f"line {event.start_mark.line + 1}"
+                raise _Refused(f"{key} = *{cut(event.anchor)}: expected a value written out, not a YAML alias ({at})"
                                if alias else f"{key}: lists or mappings nested too deep ({at}); expected a plain value")
             return super().compose_node(parent, index)
         finally:
@@ -122,7 +123,7 @@ class _Loader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             if isinstance(key, str) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{_cut(key)}' is written twice (lines {seen[key]} and {line}); keep one",
+                    None, None, f"key '{cut(key)}' is written twice (lines {seen[key]} and {line}); keep one",
                     key_node.start_mark)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
@@ -168,142 +169,22 @@ def parse_params(raw: Any, where: str = "params.yaml") -> Params:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ParamsError(f"{where}: expected a mapping of sections ({', '.join(_fields(Params))}), "
+        raise ParamsError(f"{where}: expected a mapping of sections ({', '.join(fields(Params))}), "
                           f"got {type(raw).__name__}")
     # An empty section (`train:` with nothing under it) means its defaults; seed is the one plain value.
     raw = {k: {} if v is None and k != "seed" else v for k, v in raw.items()}
     try:
         p = _VALIDATE(raw)
     except ValidationError as e:
-        raise ParamsError(f"{where}: {_explain(e, raw)}") from None
+        raise ParamsError(f"{where}: {explain(e, raw, Params)}") from None
     if p.data.source == "idx" and p.data.dir is None:
         raise ParamsError(f"{where}: data.dir = null: expected a folder path when data.source is idx")
     if (p.train.iters is None) == (p.train.epochs is None):
         both = ("both are set; to count in epochs, set train.iters: null" if p.train.iters is not None
                 else "both are null")
-        raise ParamsError(f"{where}: train.iters = {_show(p.train.iters)}, train.epochs = {_show(p.train.epochs)}: "
+        raise ParamsError(f"{where}: train.iters = {show(p.train.iters)}, train.epochs = {show(p.train.epochs)}: "
                           f"expected exactly one of them, the other null ({both})")
     return p
-
-
-# --- a ValidationError as one line: key = value: expected (words read off the type) -------
-
-def _fields(cls) -> dict:
-    return getattr(cls, "__pydantic_fields__", {})
-
-
-def _explain(e: ValidationError, raw: dict) -> str:
-    """The file's first problem, top to bottom, as `key = value: expected ...`."""
-    err = min(e.errors(include_url=False), key=lambda x: _position(raw, x["loc"]))
-    names, cls = [], Params
-    for part in err["loc"]:  # the loc's field names; past them: an unknown key or a union branch
-        if part not in _fields(cls):
-            break
-        info = _fields(cls)[part]
-        names.append(part)
-        cls = info.annotation
-    if err["type"] in ("unexpected_keyword_argument", "invalid_key"):
-        key = err["input"] if err["type"] == "invalid_key" else err["loc"][len(names)]  # loc says 1 for true
-        allowed = list(_fields(cls))
-        return (f"unknown key '{_cut('.'.join([*names, str(key)]))}'{_hint(key, allowed)} "
-                f"(allowed: {', '.join(allowed)})")
-    expected = "a mapping of keys" if _fields(cls) else info.description or _allowed(info.annotation, info.metadata)
-    return f"{'.'.join(names)} = {_show(err['input'])}: expected {expected}"
-
-
-def _position(raw: dict, loc: tuple) -> list[int]:
-    """Where a loc's keys stand in the file, so the first problem of the file is the one shown."""
-    pos, node = [], raw
-    for part in loc:
-        if not isinstance(node, dict) or part not in node:
-            break
-        pos.append(list(node).index(part))
-        node = node[part]
-    return pos
-
-
-_OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-
-
-def _allowed(tp, meta=()) -> str:
-    """What a type and its bounds allow, in words: 'an integer from 1 to 256', 'one of a | b'."""
-    if get_origin(tp) is Annotated:
-        tp, *more = get_args(tp)
-        return _allowed(tp, [*meta, *(m for a in more for m in getattr(a, "metadata", [a]))])
-    args = get_args(tp)
-    if get_origin(tp) is Literal:
-        return "one of " + " | ".join(args)
-    if get_origin(tp) is Union:
-        options = [a for a in args if a is not type(None)]
-        null = " or null" * (len(options) < len(args))
-        if {get_args(a)[0] if get_origin(a) is Annotated else a for a in options} == {int, float}:  # Number
-            finite = any(getattr(m, "allow_inf_nan", True) is False for m in meta)
-            return ("a finite number" if finite else "a number") + _bounds(meta) + null
-        return ", or ".join(_allowed(a, meta).removeprefix("one of ") for a in options) + null
-    return "an integer" + _bounds(meta) if tp is int else f"a {tp.__name__}"
-
-
-def _bounds(meta) -> str:
-    """' from 1 to 256', ' >= 1', ' between 0 and 1 (exclusive)', ' in [0, 1)'."""
-    b = {op: getattr(m, op) for m in meta for op in _OPS if hasattr(m, op)}
-    lo = next((op for op in ("gt", "ge") if op in b), None)
-    hi = next((op for op in ("lt", "le") if op in b), None)
-    if not (lo and hi):
-        return "".join(f" {_OPS[op]} {b[op]}" for op in (lo, hi) if op)
-    if (lo, hi) == ("ge", "le"):
-        return f" from {b[lo]} to {b[hi]}"
-    if (lo, hi) == ("gt", "lt"):
-        return f" between {b[lo]} and {b[hi]} (exclusive)"
-    return f" in {'[' if lo == 'ge' else '('}{b[lo]}, {b[hi]}{']' if hi == 'le' else ')'}"
-
-
-_SHOWN = 60  # at most this many characters of a value (or a key) in a message
-
-
-def _show(value) -> str:
-    """A value as params.yaml spells it: null, true/false, 'text', numbers, [lists], {mappings}.
-
-    Cut at _SHOWN characters, and walked only as far as it is shown: a list of
-    a billion items costs what its first few do.
-    """
-    text = ""
-    for token in _tokens(value):
-        text += token
-        if len(text) > _SHOWN:
-            break
-    return _cut(text)
-
-
-def _tokens(value):
-    if isinstance(value, dict):
-        yield "{"
-        for i, (k, v) in enumerate(value.items()):
-            yield ", " * (i > 0)
-            yield from _tokens(k)
-            yield ": "
-            yield from _tokens(v)
-        yield "}"
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        yield "["
-        for i, v in enumerate(value):
-            yield ", " * (i > 0)
-            yield from _tokens(v)
-        yield "]"
-    elif value is None or isinstance(value, bool):
-        yield {None: "null", True: "true", False: "false"}[value]
-    else:
-        yield repr(value[:_SHOWN + 1] if isinstance(value, (str, bytes)) else value)
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
-
-
-def _hint(key, options: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(str(key), options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def iterations(p: Params, n_train: int) -> int:
