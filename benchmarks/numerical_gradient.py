@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+import bench_data
 import harness
 
 H = 1e-4
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     harness.limit_blas(args.threads)
-    x, t, desc = harness.train_sample(args.batch, args.data, args.seed)
+    x, t, desc = bench_data.train_sample(args.batch, args.data, args.seed)
     print(f"== numerical gradient of TwoLayerNet 784-{args.hidden}-10, float64, h = {H}, central difference ==")
     for line in harness.machine_lines():
         print(line)
@@ -106,7 +107,7 @@ def measure(TwoLayerNet, activation, x, t, args) -> bool:
         if args.trained:
             # A few hundred backprop steps on batches of the same data set kind, so the
             # gradient is checked at a point that looks like training, not only at init.
-            xs, ts, _ = harness.train_sample(1000, args.data, args.seed + 1)
+            xs, ts, _ = bench_data.train_sample(1000, args.data, args.seed + 1)
             for _ in range(args.trained):
                 pick = rng.choice(len(ts), 100)
                 g = net.gradient(xs[pick], ts[pick])

@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import bench_data
 import harness
 
 
@@ -32,8 +33,8 @@ def main(argv=None) -> int:
     for line in harness.machine_lines():
         print(line)
     with harness.scratch("zerodl-prof-") as work:
-        desc, source = harness.prepare(work, args.data)
-        harness.write_params(work, args.iters, 0, None, source)
+        desc, source = bench_data.prepare(work, args.data)
+        bench_data.write_params(work, args.iters, 0, None, source)
         prof = work / "train.prof"
         run = harness.run_measured("stages/train.py under cProfile",
                                    [sys.executable, "-m", "cProfile", "-o", str(prof), str(harness.STAGE)], work)

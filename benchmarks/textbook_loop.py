@@ -10,8 +10,8 @@ Relu, the first layer's input gradient, softmax then log(y + 1e-7)).
 
     python textbook_loop.py WORKDIR [--iters N] [--threads K] [--out result.json]
 
-WORKDIR holds data/prepared/*.npy (see harness.prepare). The loop is the book's
-own; harness.py gives it only its command line, the data files and the result file.
+WORKDIR holds data/prepared/*.npy (see bench_data.prepare). The loop is the book's
+own; harness.py and bench_data.py give it only its command line, the data files and the result file.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from collections import OrderedDict  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import bench_data  # noqa: E402
 import harness  # noqa: E402
 
 
@@ -148,7 +149,7 @@ def main(argv=None):
     limiter = harness.limit_blas(args.threads)
     blas = harness.blas_info()
 
-    (x_train, t_train), (x_test, t_test) = harness.load_prepared(args.workdir)
+    (x_train, t_train), (x_test, t_test) = bench_data.load_prepared(args.workdir)
 
     np.random.seed(args.seed)
     network = TwoLayerNet(input_size=x_train.shape[1], hidden_size=args.hidden, output_size=10,

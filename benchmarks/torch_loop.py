@@ -10,7 +10,7 @@ implementation does (the data does not require grad).
 
     python torch_loop.py WORKDIR [--iters N] [--threads 2] [--out result.json]
 
-WORKDIR holds data/prepared/*.npy (see harness.prepare); harness.py gives this
+WORKDIR holds data/prepared/*.npy (see bench_data.prepare); harness.py and bench_data.py give this
 loop only its command line, the data files and the result file.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch.nn.functional as F  # noqa: E402
 
 T_IMPORTED = time.perf_counter()
 
+import bench_data  # noqa: E402
 import harness  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    (x_train, t_train), (x_test, t_test) = harness.load_prepared(args.workdir)
+    (x_train, t_train), (x_test, t_test) = bench_data.load_prepared(args.workdir)
     x_train, x_test = torch.from_numpy(x_train), torch.from_numpy(x_test)
     t_train, t_test = torch.from_numpy(t_train.astype(np.int64)), torch.from_numpy(t_test.astype(np.int64))
     assert x_train.dtype == torch.float32

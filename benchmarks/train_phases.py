@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+import bench_data  # noqa: E402
 import harness  # noqa: E402
 import zerodl.train as train_mod  # noqa: E402
 from zerodl import worker  # noqa: E402
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     for line in harness.machine_lines():
         print(line)
     with harness.scratch("zerodl-phases-") as work:
-        print(harness.prepare(work, args.data)[0])
+        print(bench_data.prepare(work, args.data)[0])
         prepared = work / "data" / "prepared"
         data = [load_split(prepared, split, mmap=True) for split in ("train", "test")]
         clock = worker._shared((len(ROWS),), np.float64)  # the helper adds into it too
