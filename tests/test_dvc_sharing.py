@@ -149,6 +149,13 @@ def test_plots_show_draws_every_plot_offline_where_dvcs_own_page_stays_blank(sha
         assert got[plot]["revs"][0] > 20, (plot, got[plot])  # the workspace's curve
     assert got["Confusion_matrix"]["coloured"] > 1000
     assert all(got[plot]["images"][0] > 0 for plot in IMAGE_PLOTS)
+    # The norms span decades: their plots use the project's log template (.dvc/plots/log.json).
+    specs = json.loads(run(first, "dvc", "plots", "show", "--json").stdout)["data"]
+    log_axis = {name: '"scale": {"type": "log"}' in json.dumps(spec[0]["content"])
+                for name, spec in specs.items() if spec[0]["type"] == "vega"}
+    assert log_axis == {"Training loss per iteration": False, "Accuracy per epoch": False, "Loss per epoch": False,
+                        "Weight norms per epoch": True, "Update / weight per epoch": True,
+                        "Confusion matrix": False}, log_axis
 
     # The same plots on DVC's own page (its scripts from a CDN): nothing drawn, and it asked the network.
     run(first, "dvc", "config", "--local", "plots.html_template", "")
