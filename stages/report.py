@@ -3,9 +3,9 @@
 PNGs: loss per iteration, train/test accuracy per epoch, the confusion
 matrix, a gallery of the most confidently misclassified test digits, and what
 the network learned: the first layer's weights, the hidden units' activity on
-the test set, the norms of the weights and their updates per epoch. The gallery,
-the one figure DVC cannot draw from plot data, is also logged through dvclive as an
-image (data/live/report/plots/images/), so `dvc plots diff` shows it beside the curves.
+the test set, the norms of the weights and their updates per epoch. The gallery and the weights,
+the figures DVC cannot draw from plot data, are also logged through dvclive as images
+(data/live/report/plots/images/, in git), so `dvc plots diff` shows them beside the curves.
 draw.html: a page to draw a digit on and watch the trained net read it (zerodl.draw).
 """
 from __future__ import annotations
@@ -95,17 +95,20 @@ def main() -> None:
     x, t = load_split(PREPARED, "test")
     net.check_data(x, t, MODEL)
     # The old data/live/report comes back if this fails; the files of data/report are
-    # replaced together at the end (report.md, draw.html and the figures). The gallery is drawn first, outside that block, so that
-    # dvclive can log the finished PNG before any of the report is installed.
+    # replaced together at the end (report.md, draw.html and the figures). The two pictures
+    # DVC cannot draw from plot data are drawn first, so that dvclive logs them (into git:
+    # data/report is in DVC's cache only, and a plot there fails `dvc plots` on a fresh clone).
     with live_dir(LIVE) as folder, tempfile.TemporaryDirectory() as tmp:
-        gallery = Path(tmp) / "misclassified.png"
+        gallery, tiles = Path(tmp) / "misclassified.png", Path(tmp) / "weights.png"
         _gallery(p, evaluation, net, x, t, gallery)
+        hidden, flagged = _weights(p, net, x, data_meta, tiles)
         with naming(LIVE):
             live = open_live(folder)
-            live.log_image("misclassified.png", gallery)
+            for image in (gallery, tiles):
+                live.log_image(image.name, image)
         with all_or_nothing():
             n_figures = _write_report(p, train, evaluation, data_meta, loss, epochs, norms, net, x, t,
-                                      gallery.read_bytes())
+                                      gallery.read_bytes(), tiles.read_bytes(), hidden, flagged)
     print(f"report: {OUT / 'report.md'} and {n_figures} figures")
 
 
@@ -118,21 +121,28 @@ def _gallery(p, evaluation, net, x, t, path) -> None:
                      title=f"The {len(worst)} most confident mistakes (of {evaluation['errors']})")
 
 
-def _write_report(p, train, evaluation, data_meta, loss, epochs, norms, net, x, t, gallery: bytes) -> int:
-    plots.loss_curve(loss["loss"], OUT / "loss.png")
-    plots.accuracy_curve(epochs["epochs"], epochs["train_accuracy"], epochs["test_accuracy"], OUT / "accuracy.png")
-    plots.confusion(evaluation["confusion_matrix"], OUT / "confusion.png")
-    write_bytes(OUT / "misclassified.png", gallery)
-
-    # What the network learned: its first layer, its hidden units on the test set, its norms.
+def _weights(p, net, x, data_meta, path):
+    """What the first layer looks for, drawn to `path`: (the hidden activations on x, the units
+    flagged dead or saturated, framed in the picture)."""
     with threadpool_limits(limits=p.train.threads, user_api="blas"):
         hidden = hidden_activations(net, x)
     relu = net.activation == "relu"
     flagged = dead_units(hidden) if relu else saturated_units(hidden)
     shape = (data_meta or {}).get("image_shape")
     shape = tuple(shape) if shape and int(np.prod(shape)) == net.input_size else None
-    plots.weight_tiles(net.params["W1"], OUT / "weights.png", image_shape=shape, marked=flagged,
+    plots.weight_tiles(net.params["W1"], path, image_shape=shape, marked=flagged,
                        marked_label="dead (never active on the test set)" if relu else "saturated on the test set")
+    return hidden, flagged
+
+
+def _write_report(p, train, evaluation, data_meta, loss, epochs, norms, net, x, t, gallery: bytes, tiles: bytes,
+                  hidden, flagged) -> int:
+    plots.loss_curve(loss["loss"], OUT / "loss.png")
+    plots.accuracy_curve(epochs["epochs"], epochs["train_accuracy"], epochs["test_accuracy"], OUT / "accuracy.png")
+    plots.confusion(evaluation["confusion_matrix"], OUT / "confusion.png")
+    write_bytes(OUT / "misclassified.png", gallery)
+    # What the network learned: its first layer, its hidden units on the test set, its norms.
+    write_bytes(OUT / "weights.png", tiles)
     plots.hidden_activity(hidden, net.activation, OUT / "hidden.png")
     plots.norm_curves(norms["epoch"], norms, OUT / "norms.png")
     units_line = hidden_units_line(net.activation, int(np.count_nonzero(flagged)), net.hidden_size, len(x))

@@ -28,7 +28,10 @@ VEGA_PLOTS = ["Training_loss_per_iteration", "Accuracy_per_epoch", "Loss_per_epo
 LINE_PLOTS = VEGA_PLOTS[:5]
 # the divs DVC makes for the image plots: dvclive's gallery, the report's first-layer weights
 IMAGE_PLOT = "data_live_report_plots_images_misclassified_png"
-IMAGE_PLOTS = [IMAGE_PLOT, "data_report_weights_png"]
+IMAGE_PLOTS = [IMAGE_PLOT, "data_live_report_plots_images_weights_png"]
+# the same plots as `dvc plots show --json` names them
+PLOT_NAMES = [name.replace("___", " / ").replace("_", " ") for name in VEGA_PLOTS] + \
+    ["data/live/report/plots/images/misclassified.png", "data/live/report/plots/images/weights.png"]
 UP_TO_DATE = "Data and pipelines are up to date."
 
 
@@ -69,6 +72,10 @@ def test_a_fresh_clone_pulls_and_has_nothing_to_reproduce(shared, tmp_path):
     assert diff == {}
     assert "data/live/eval/metrics.json" in run(repo, "dvc", "metrics", "show").stdout
     assert not (repo / "data/model/model.npz").exists()
+    # So do the plots, every one of them, images too (a plot in a cached output made DVC drop them all).
+    plots = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)
+    assert "errors" not in plots, plots.get("errors")
+    assert sorted(plots["data"]) == sorted(PLOT_NAMES), sorted(plots["data"])
     run(repo, "dvc", "pull")
     assert UP_TO_DATE in run(repo, "dvc", "status").stdout
     p = run(repo, "dvc", "repro")

@@ -12,8 +12,10 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from dvc_support import (exp_rows, git, make_repo, ran_stages, run, set_params, start_queue,
                          wait_for_queue)
@@ -90,15 +92,19 @@ def test_train_logs_each_epoch_as_a_dvclive_step_with_its_params_and_summary(rep
     for pair in pairs:
         counts[int(pair["actual"])][int(pair["predicted"])] += 1
     assert counts == ev["confusion_matrix"]
-    # report: the gallery, logged as an image for DVC's image plots
-    image = repo / "data/live/report/plots/images/misclassified.png"
-    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # report: the gallery and the weights, logged as images for DVC's image plots: the report's
+    # pictures, pixel for pixel (dvclive saves them again through Pillow)
+    for png in ("misclassified.png", "weights.png"):
+        with Image.open(repo / "data/live/report/plots/images" / png) as logged, \
+                Image.open(repo / "data/report" / png) as drawn:
+            assert logged.format == "PNG" and logged.size == drawn.size
+            assert np.array_equal(np.asarray(logged.convert("RGBA")), np.asarray(drawn.convert("RGBA")))
     # Every plot declared once, in dvc.yaml: dvclive wrote no dvc.yaml of its own.
     assert sorted(f.relative_to(repo).as_posix() for f in repo.rglob("dvc.yaml")) == ["dvc.yaml"]
     plots = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
     assert sorted(plots) == ["Accuracy per epoch", "Confusion matrix", "Loss per epoch",
                              "Training loss per iteration", "Update / weight per epoch", "Weight norms per epoch",
-                             "data/live/report/plots/images/misclassified.png", "data/report/weights.png"]
+                             "data/live/report/plots/images/misclassified.png", "data/live/report/plots/images/weights.png"]
 
 
 def test_second_repro_reruns_nothing(repo):
