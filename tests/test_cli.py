@@ -474,6 +474,26 @@ def test_gradcheck_of_the_trained_model(project):
     assert len(gradcheck_numbers(r.stdout)) == 4
 
 
+@pytest.mark.parametrize("weight_decay", [0.01, 0.0])
+def test_gradcheck_of_a_trained_model_checks_the_loss_it_was_trained_on(tmp_path, project, weight_decay):
+    # The loss backprop descended had weight decay in it: the check is of that loss, whatever params.yaml says now.
+    net = TwoLayerNet(784, 20, 10, seed=3, activation="sigmoid", dropout_ratio=0.2)
+    net.save(tmp_path / "decayed.npz", params={"train": {"weight_decay": weight_decay}})
+    r = zerodl("gradcheck", "--model", tmp_path / "decayed.npz", cwd=project)
+    assert r.returncode == 0, r.stdout + r.stderr
+    decay = ", weight decay 0.01" if weight_decay else ""
+    assert f"TwoLayerNet 784-20-10 (sigmoid, dropout 0.2 (one mask, held){decay}) in float64" in r.stdout, r.stdout
+    assert len(gradcheck_numbers(r.stdout)) == 4
+
+
+def test_gradcheck_refuses_a_model_whose_weight_decay_is_not_a_number(tmp_path, project):
+    TwoLayerNet(784, 20, 10, seed=3).save(tmp_path / "odd.npz", params={"train": {"weight_decay": "lots"}})
+    r = zerodl("gradcheck", "--model", tmp_path / "odd.npz", cwd=project)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == (f"zerodl: error: {tmp_path / 'odd.npz'}: model params train.weight_decay = 'lots': "
+                                "expected a number >= 0")
+
+
 def test_gradcheck_fails_with_exit_1_when_backprop_is_wrong(project, monkeypatch, capsys):
     backprop = TwoLayerNet.gradient
 

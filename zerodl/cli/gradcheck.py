@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, ModelError
 from ..gradient import H, gradient_check
 from ..net import TwoLayerNet
 from .common import PREPARED, add_command, check_fits, count_arg, load_net, load_split
@@ -29,6 +29,7 @@ examples:
   zerodl gradcheck
   zerodl gradcheck --batch 10 --params experiments/params.yaml
   zerodl gradcheck --model data/model/model.npz   # the trained weights instead
+                                                  # (and the weight decay they were trained with)
 """)
     p.add_argument("--params", type=Path, default=PARAMS, metavar="PATH", help=f"the params file (default: {PARAMS})")
     p.add_argument("--batch", type=count_arg, default=3, help="how many digits (default: 3, as in the book)")
@@ -36,6 +37,17 @@ examples:
     p.add_argument("--model", type=Path, default=None, metavar="PATH",
                    help="check a trained model's weights instead of fresh ones from params.yaml")
     return p
+
+
+def trained_weight_decay(net: TwoLayerNet, path: Path) -> float:
+    """The λ a model was trained with (its params, in the model file): its loss is the one
+    backprop descended. Models trained before weight decay, or outside the pipeline: 0."""
+    params = net.meta.get("params")
+    train = params.get("train") if isinstance(params, dict) else None
+    lam = train.get("weight_decay", 0.0) if isinstance(train, dict) else 0.0
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
+        raise ModelError(f"{path}: model params train.weight_decay = {lam!r}: expected a number >= 0")
+    return float(lam)
 
 
 def run(args) -> int:
@@ -48,7 +60,8 @@ def run(args) -> int:
         check_fits(trained, x_batch, args.data / "x_train.npy")
         # In float64, as the book's check: float32 rounding (~1e-7) is the size of the threshold.
         net = TwoLayerNet(trained.input_size, trained.hidden_size, trained.output_size, dtype=np.float64, seed=0,
-                          activation=trained.activation, dropout_ratio=trained.dropout_ratio)
+                          activation=trained.activation, dropout_ratio=trained.dropout_ratio,
+                          weight_decay_lambda=trained_weight_decay(trained, args.model))
         net.set_params(trained.params)
         about = f"the trained weights of {args.model}"
     else:
@@ -77,7 +90,8 @@ def run(args) -> int:
               f"for {', '.join(bad)}")
         kinks = near_relu_kink(net, x_batch) if net.activation == "relu" else 0
         if kinks:
-            print(f"note: {kinks} hidden pre-activations lie within a step h = {H:g} of the ReLU kink at 0, "
+            lie = "hidden pre-activation lies" if kinks == 1 else "hidden pre-activations lie"
+            print(f"note: {kinks} {lie} within a step h = {H:g} of the ReLU kink at 0, "
                   "where the central difference itself is wrong; a smaller --batch avoids them")
         return 1
     print(f"passed: backprop agrees with the numerical gradient within {GRADCHECK_THRESHOLD:g}")
