@@ -13,7 +13,6 @@ from __future__ import annotations
 from zerodl.entry import run  # first: from here on, Ctrl-C ends in one line
 
 import csv
-import json
 import tempfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
-from zerodl import draw, plots
+from zerodl import draw, io, plots
 from zerodl.errors import DataError
 from zerodl.io import all_or_nothing, live_dir, load_split, naming, write_bytes, write_text
 from zerodl.live import open_live
@@ -39,14 +38,19 @@ NORMS_CSV = Path("data/plots/norms.csv")
 
 def read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return io.read_json(path)
     except FileNotFoundError:
         raise DataError(f"{path}: not found (run `dvc repro` to make it)") from None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not readable JSON ({e})") from None
+    except ValueError as e:
+        raise DataError(f"{path}: {e}") from None
+    except OSError as e:
+        raise DataError(f"{path}: not readable ({e.strerror or e})") from None
 
 
 def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
+    kind = io.path_kind(path)
+    if kind not in ("a file", "nothing", "a broken symbolic link"):  # never read a device or a pipe
+        raise DataError(f"{path}: is {kind}, not a CSV file (rerun `dvc repro train` to make it)")
     try:
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))

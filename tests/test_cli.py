@@ -545,7 +545,7 @@ def test_info_without_metrics_or_data_says_so(project, tmp_path):
     r = zerodl("info", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "data/live/eval/metrics.json not found" in r.stdout
-    assert "data/prepared/meta.json not readable JSON" in r.stdout
+    assert "data/prepared/meta.json not valid JSON (line 1: Expecting property name" in r.stdout
 
 
 # --- help, usage, bad input, closed pipes --------------------------------------------------

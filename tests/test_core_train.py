@@ -1,7 +1,6 @@
 """zerodl.train: the mini-batch loop, epochs, history, divergence guard (chapter 4.5)."""
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest

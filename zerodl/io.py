@@ -33,6 +33,32 @@ def write_json(path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+JSON_LIMIT = 64 * 2**20  # zerodl's JSON files are kilobytes; a long run's epoch rows, megabytes
+
+
+def read_json(path, limit: int = JSON_LIMIT):
+    """The JSON value in `path`, read within bounds: FileNotFoundError if there is no file,
+    ValueError saying what is wrong otherwise (not a regular file, over `limit` bytes, not
+    UTF-8, not JSON, nested too deep). A device or named pipe is never opened."""
+    kind = path_kind(path)
+    if kind in ("nothing", "a broken symbolic link"):
+        raise FileNotFoundError(errno.ENOENT, "not found", str(path))
+    if kind != "a file":
+        raise ValueError(f"is {kind}, not a JSON file")
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit:,} bytes, far more than zerodl's JSON files")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text, so not JSON") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON (line {e.lineno}: {e.msg})") from None
+    except RecursionError:  # 200,000 brackets in 400 KB: no file zerodl writes nests that deep
+        raise ValueError("nested too deep to be a file zerodl wrote") from None
+
+
 def save_npy(path, array: np.ndarray) -> None:
     with atomic_write(path, "wb") as f:
         np.save(f, array, allow_pickle=False)

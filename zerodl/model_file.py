@@ -94,7 +94,8 @@ def load_model(path) -> tuple[dict[str, np.ndarray], dict]:
                 missing = [k for k in PARAM_KEYS if k not in names]
                 if missing:
                     raise ModelError(f"{where}: model is missing arrays {missing}")
-                params = {k: members.array(k, shapes[k]) for k in PARAM_KEYS}
+                dtype = _dtype(where, meta)
+                params = {k: members.array(k, shapes[k], dtype) for k in PARAM_KEYS}
     except ModelError:
         raise
     except MemoryError:
@@ -169,13 +170,14 @@ class _Members:
                                  "bytes; a model's is a few hundred)")
             return str(self.data(m, "meta", dtype, 1)[0])
 
-    def array(self, key: str, want: tuple[int, ...]) -> np.ndarray:
+    def array(self, key: str, want: tuple[int, ...], want_dtype: np.dtype) -> np.ndarray:
         with self.open(key) as m:
             dtype, shape, fortran = self.header(m, key)
             if shape != want:
                 raise ModelError(f"{self.where}: {key} has shape {shape}, expected {want}")
-            if dtype.kind != "f":
-                raise ModelError(f"{self.where}: {key} has dtype {dtype}, expected floating point")
+            if dtype != want_dtype:  # '<f8' where the meta says float32, '>f4', float16: not what was saved
+                raise ModelError(f"{self.where}: {key} has dtype {dtype.str}, expected {want_dtype.name} "
+                                 f"({want_dtype.str}) as the model's meta says")
             self.announced += math.prod(shape) * dtype.itemsize
             if self.announced > self.limit:
                 raise ModelError(f"{self.where}: its arrays announce {self.announced:,} bytes of data, more than "
@@ -207,12 +209,28 @@ def _parse_meta(text: str, where: str) -> dict:
         value = float(token)
         return value if math.isfinite(value) else refuse(token)
 
-    meta = json.loads(text, parse_constant=refuse, parse_float=number)
+    def whole(token):  # sizes and settings have a few digits; int() would refuse past 4,300 with a riddle
+        if len(token) > 20:
+            raise ModelError(f"{where}: not a zerodl model ('meta' holds a whole number of {len(token):,} digits)")
+        return int(token)
+
+    try:
+        meta = json.loads(text, parse_constant=refuse, parse_float=number, parse_int=whole)
+    except RecursionError:
+        raise ModelError(f"{where}: not a zerodl model ('meta' is nested too deep)") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"{where}: not a zerodl model (format is {meta.get('format') if isinstance(meta, dict) else meta!r})")
     if meta.get("version") != MODEL_VERSION:
         raise ModelError(f"{where}: model version {meta.get('version')!r} is not supported (expected {MODEL_VERSION})")
     return meta
+
+
+def _dtype(where: str, meta: dict) -> np.dtype:
+    """The arrays' dtype the meta says (models from before it was recorded: float32)."""
+    name = meta.get("dtype", "float32")
+    if name not in ("float32", "float64"):
+        raise ModelError(f"{where}: model dtype {json.dumps(name)[:40]} is not float32 or float64")
+    return np.dtype(name)
 
 
 def _shapes(where: str, meta: dict) -> dict[str, tuple[int, ...]]:

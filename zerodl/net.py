@@ -125,10 +125,8 @@ class TwoLayerNet:
     @classmethod
     def load(cls, path) -> "TwoLayerNet":
         """A net from a file written by `save`; ModelError if it is anything else."""
-        params, meta = load_model(path)
+        params, meta = load_model(path)  # which checks the arrays against the meta's sizes and dtype
         dtype = meta.get("dtype", "float32")
-        if dtype not in ("float32", "float64"):
-            raise ModelError(f"{path}: model dtype {dtype!r} is not float32 or float64")
         # Models from before the activation was recorded are all ReLU without dropout.
         activation = meta.get("activation", "relu")
         if not isinstance(activation, str) or activation not in ACTIVATIONS:

@@ -64,11 +64,13 @@ def check_index(i: int, n: int, args) -> None:
 def read_json(path: Path) -> tuple[dict | None, str | None]:
     """(content, None), or (None, why not): info reports a missing or broken file, it does not fail."""
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
+        content = io.read_json(path)
     except FileNotFoundError:
         return None, "not found"
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        return None, f"not readable JSON ({e})"
+    except ValueError as e:
+        return None, str(e)
+    except OSError as e:
+        return None, f"not readable ({e.strerror or e})"
     if not isinstance(content, dict):
         return None, "not a JSON object"
     return content, None

@@ -13,7 +13,6 @@ same share on both sides) and seeded (same seed, same split).
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 from typing import Mapping
@@ -21,7 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import DataError
-from ..io import save_npy, save_npy_stream
+from ..io import read_json, save_npy, save_npy_stream
 from .files import content_sha256, read_content
 from .idx import Header, check_pair, count_labels, open_idx
 
@@ -122,13 +121,13 @@ def convert_idx(images_path: Path, labels_path: Path, out: Path, split: str) -> 
 def read_manifest(raw_dir: Path) -> dict:
     path = raw_dir / "manifest.json"
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = read_json(path)
     except FileNotFoundError:
         raise DataError(f"{path}: not found (run the fetch stage first: dvc repro fetch)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except ValueError as e:
+        raise DataError(f"{path}: {e}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
     roles = ["sample"] if isinstance(manifest, dict) and manifest.get("source") == "mnist-5k" else \
         ["train-images", "train-labels", "test-images", "test-labels"]
     try:
