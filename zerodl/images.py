@@ -27,6 +27,10 @@ CENTRE = 14        # row and column of the centre of mass (0-based), as in MNIST
 NOISE_FLOOR = 0.1  # after stretching, anything fainter than this is paper or JPEG ripple, not ink
 MIN_CONTRAST = 0.05  # ink must differ from the background by at least this (of full scale)
 MAX_SIDE = 2048    # larger pictures are shrunk first: their float arrays would cost 8 bytes a pixel
+# Refused before decoding: Pillow holds a colour picture at 4 bytes a pixel and 8 more a row
+# (a 50-megapixel photo: ~200 MB; its own limit, 89.5 million, ~360 MB; a 1 x 89 million PNG, 880 MB).
+MAX_PIXELS = 50_000_000
+MAX_LONG_SIDE = 32_768
 
 
 def open_image(path) -> Image.Image:
@@ -46,6 +50,7 @@ def open_image(path) -> Image.Image:
         with _quiet():
             with Image.open(path) as img:
                 size = img.size
+                _check_size(where, size)
                 factor = _factor(img.size)
                 if factor > 1 and img.format == "JPEG":
                     img.draft(img.mode, (img.width // factor, img.height // factor))  # 1/2, 1/4 or 1/8 scale
@@ -63,6 +68,13 @@ def open_image(path) -> Image.Image:
         # Pillow reports damaged files as OSError ("image file is truncated") or SyntaxError.
         raise DataError(f"{where}: damaged or unreadable image ({e})") from None
     return img
+
+
+def _check_size(where: str, size) -> None:
+    w, h = size
+    if w * h > MAX_PIXELS or max(w, h) > MAX_LONG_SIDE:
+        raise DataError(f"{where}: {w}x{h} pixels is more than zerodl decodes ({MAX_PIXELS // 10**6} million "
+                        f"pixels, {MAX_LONG_SIDE} on a side); a picture of one digit needs far fewer: shrink it first")
 
 
 @contextlib.contextmanager
