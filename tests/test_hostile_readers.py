@@ -1,9 +1,11 @@
-"""Hostile files, second pass (a review of issue 13's fixes): the JSON files zerodl reads back
-(metrics, meta.json, environment.json, the fetch manifest), a model's meta nested or numbered
-beyond reason, and arrays whose dtype is not the one the model's meta says. Each costs a few
-reads and ends in one line naming the file."""
+"""Hostile files, second pass (a review of issue 13's fixes): what zerodl reads back. The JSON
+files (metrics, meta.json, environment.json, the fetch manifest), a model's meta nested or
+numbered beyond reason and arrays of another dtype than it says, prepared data with labels that
+are no class, pixels outside 0..1 or a header announcing more than the file holds. Each costs a
+few reads and ends in one line naming the file that is wrong (not the model, for the data)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -11,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile_support import assert_one_line, run_measured, zerodl_cmd
+from hostile_support import ROOT, assert_one_line, run_measured, zerodl_cmd
 
 from zerodl import TwoLayerNet
 from zerodl.data.prepare import read_manifest
 from zerodl.errors import DataError, ModelError
-from zerodl.io import JSON_LIMIT, read_json
+from zerodl import io as zio
+from zerodl.io import JSON_LIMIT, load_split, read_json
 
-from test_hostile import META, _model_with, npz_member, project  # noqa: F401 - the fixture
+from test_hostile import META, _model_with, cli_error, npz_member, project  # noqa: F401 - the fixture
 
 DEEP = "[" * 200_000 + "]" * 200_000  # 400 KB: json's parser recurses once a bracket
 
@@ -123,3 +126,65 @@ def test_a_float64_model_loads_as_float64(tmp_path):
     net.save(tmp_path / "m.npz")
     back = TwoLayerNet.load(tmp_path / "m.npz")
     assert back.dtype == np.float64 and all(np.array_equal(back.params[k], net.params[k]) for k in net.params)
+
+
+# --- prepared data: the data is named when it is the data that is wrong ---------------------------
+
+@pytest.mark.parametrize("label", [99, -1])
+def test_a_label_that_is_no_class_names_the_labels_not_the_model(project, monkeypatch, capsys, label):  # noqa: F811
+    """Before: evaluate said `data/model/model.npz: has outputs 0 to 9, but the data has label 99`,
+    and `zerodl predict` printed `true 99`."""
+    t = np.load(project / "data" / "prepared" / "t_test.npy")
+    t[5] = label
+    np.save(project / "data" / "prepared" / "t_test.npy", t)
+    line = (f"data/prepared/t_test.npy: test digit 5 has label {label} (prepared labels are the classes 0 to 9); "
+            "rerun `dvc repro -f prepare`")
+    p, _ = run_measured([sys.executable, ROOT / "stages" / "evaluate.py"], cwd=project)
+    assert assert_one_line(p, 1, "evaluate") == f"evaluate: error: {line}"
+    cli_error(["predict", "--index", 0], project, monkeypatch, capsys, line)
+
+
+def test_a_huge_pixel_names_the_digit_not_the_model(project, monkeypatch, capsys):  # noqa: F811
+    """Before: a finite 3e38 pixel overflowed the net, reported as `model.npz: ... a damaged or diverged model`."""
+    x = np.load(project / "data" / "prepared" / "x_test.npy")
+    x[41] = 3e38
+    np.save(project / "data" / "prepared" / "x_test.npy", x)
+    line = ("data/prepared/x_test.npy: test digit 41 holds 3e+38 (prepared pixels are numbers from 0 to 1); "
+            "rerun `dvc repro -f prepare`")
+    cli_error(["predict", "--index", 41], project, monkeypatch, capsys, line)
+    p, _ = run_measured([sys.executable, ROOT / "stages" / "evaluate.py"], cwd=project)
+    assert assert_one_line(p, 1, "evaluate") == f"evaluate: error: {line}"
+    x[41] = -0.5
+    np.save(project / "data" / "prepared" / "x_test.npy", x)
+    cli_error(["predict", "--index", 41], project, monkeypatch, capsys, "test digit 41 holds -0.5 (prepared pixels")
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_a_header_announcing_more_than_the_file_holds_is_damaged_not_out_of_memory(tmp_path, mmap):
+    """Before: a 1,128-byte x_test.npy announcing 10^9 digits said `out of memory reading its 1,128 bytes`."""
+    np.save(tmp_path / "t_test.npy", np.zeros(3, np.int64))
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 784), np.float32))
+    with (tmp_path / "x_test.npy").open("wb") as f:
+        np.lib.format.write_array_header_1_0(f, {**header, "shape": (10**9, 784)})
+        f.write(bytes(1000))
+    with pytest.raises(DataError) as e:
+        load_split(tmp_path, "test", mmap=mmap)
+    assert str(e.value) == (f"{tmp_path / 'x_test.npy'}: not a readable .npy array (its header announces "
+                            "3,136,000,000,000 bytes of data ((1000000000, 784) float32), but it holds 1,000: "
+                            "truncated or damaged); rerun `dvc repro -f prepare`")
+
+
+def test_no_memory_to_map_a_split_is_out_of_memory_not_damage(tmp_path, monkeypatch):
+    """Before: mmap's ENOMEM (a 940 MB split under ulimit -v) was called `not a readable .npy array`."""
+    np.save(tmp_path / "x_test.npy", np.zeros((3, 784), np.float32))
+    np.save(tmp_path / "t_test.npy", np.zeros(3, np.int64))
+
+    def no_memory(*args, **kwargs):
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(zio.np, "load", no_memory)  # where mmap fails when the address space is full
+    with pytest.raises(DataError) as e:
+        load_split(tmp_path, "test", mmap=True)
+    size = (tmp_path / "x_test.npy").stat().st_size
+    assert str(e.value) == (f"{tmp_path / 'x_test.npy'}: out of memory mapping its {size:,} bytes; "
+                            "free some memory and run again")
