@@ -7,6 +7,7 @@ message once printed repr() of the whole: 6 GB and a minute, then a MemoryError.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,10 +90,17 @@ def test_hostile_file(tmp_path, text, line):
     assert _error(tmp_path, text) == line
 
 
-def test_an_endless_file_is_read_no_further_than_the_limit(tmp_path):
-    r = run_measured([str(BIN / "zerodl"), "gradcheck", "--params", "/dev/zero"], tmp_path)
+@pytest.mark.parametrize("path, kind", [("/dev/zero", "a character device"), ("/dev/null", "a character device"),
+                                        ("pipe", "a named pipe (FIFO)")])
+def test_a_device_or_a_pipe_is_no_params_file(tmp_path, path, kind):
+    # Before: /dev/zero was read up to the 1 MiB limit, /dev/null passed as an empty file
+    # (all defaults), and a named pipe waited for a writer forever.
+    if path == "pipe":
+        os.mkfifo(tmp_path / "pipe")
+        path = str(tmp_path / "pipe")
+    r = run_measured([str(BIN / "zerodl"), "gradcheck", "--params", path], tmp_path)
     assert (r["rc"], r["stdout"]) == (2, ""), r
-    assert r["stderr"] == "zerodl: error: /dev/zero: more than 1 MiB; expected a small file of settings\n"
+    assert r["stderr"] == f"zerodl: error: {path}: is {kind}, not a params file (expected YAML like params.yaml)\n"
     assert r["peak_mb"] < PEAK_MB, r
 
 

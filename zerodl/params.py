@@ -21,6 +21,7 @@ from pydantic.dataclasses import dataclass
 
 from .params_words import cut, explain, fields, show
 from .errors import ParamsError
+from .io import path_kind
 
 # Strict: YAML's true is not an integer and a quoted '5' is not a number.
 Int = Annotated[int, Strict()]
@@ -143,6 +144,9 @@ _Loader.add_implicit_resolver(
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml. Raises ParamsError (exit code 2) on any problem."""
     path = Path(path)
+    kind = path_kind(path)
+    if kind not in ("a file", "nothing"):  # a named pipe would wait for a writer, /dev/null pass as empty
+        raise ParamsError(f"{path}: is {kind}, not a params file (expected YAML like params.yaml)")
     try:
         with open(path, "rb") as f:
             data = f.read(_MAX_BYTES + 1)
