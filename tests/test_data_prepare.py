@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -176,3 +177,17 @@ def test_csv_problems(tmp_path, text, message):
     path.write_bytes(text)
     with pytest.raises(DataError, match=message):
         read_mnist_csv(path)
+
+
+def test_out_of_memory_names_the_file_being_converted(tmp_path, monkeypatch):
+    # Before: `prepare: error: out of memory; ...`, naming nothing.
+    raw = _idx_raw(tmp_path)
+
+    def no_memory(chunk):
+        raise MemoryError
+
+    monkeypatch.setattr(sys.modules["zerodl.data.prepare"], "normalise", no_memory)  # the module, not prepare()
+    with pytest.raises(DataError) as e:
+        run_prepare(raw)
+    assert str(e.value) == (f"{raw / 'train-images-idx3-ubyte.gz'}: out of memory converting it into prepared "
+                            "arrays; free some memory (close other programs) and run again")

@@ -387,6 +387,10 @@ def test_out_of_memory_names_what_was_being_read(tmp_path, monkeypatch):
         m.setattr(zmf._Members, "data", no_memory)
         with pytest.raises(ModelError, match=rf"^{model}: out of memory loading the model; free some memory"):
             load_model(model)
+    with monkeypatch.context() as m:  # building the net beside the loaded arrays (a 190 MB model)
+        m.setattr(TwoLayerNet, "set_params", no_memory)
+        with pytest.raises(ModelError, match=rf"^{model}: out of memory loading the model; free some memory"):
+            TwoLayerNet.load(model)
     with monkeypatch.context() as m:
         m.setattr("zerodl.images.to_grey", no_memory)
         with pytest.raises(DataError, match=rf"^{draw}: out of memory reading its 60x40 pixels$"):

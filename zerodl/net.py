@@ -134,9 +134,12 @@ class TwoLayerNet:
         ratio = meta.get("dropout_ratio", 0.0)
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
             raise ModelError(f"{path}: model dropout_ratio {ratio!r} is not a number in [0, 1)")
-        net = cls(meta["input_size"], meta["hidden_size"], meta["output_size"], seed=0, dtype=dtype,
-                  activation=activation, dropout_ratio=ratio)
-        net.set_params(params)
+        try:  # the net's own arrays, beside the loaded ones: as large again
+            net = cls(meta["input_size"], meta["hidden_size"], meta["output_size"], seed=0, dtype=dtype,
+                      activation=activation, dropout_ratio=ratio)
+            net.set_params(params)
+        except MemoryError:
+            raise ModelError(f"{path}: out of memory loading the model; free some memory and run again") from None
         net.weight_init_std = meta.get("weight_init_std")
         net.meta = meta
         return net

@@ -12,6 +12,7 @@ same share on both sides) and seeded (same seed, same split).
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -52,22 +53,26 @@ def prepare(raw_dir: str | os.PathLike, out: str | os.PathLike, seed: int, test_
     source = manifest["source"]
     meta = {"source": source}
     if source == "mnist-5k":
-        images, labels = read_mnist_csv(raw_dir / files["sample"]["file"])
-        rng = np.random.default_rng(seed)
-        train, test = stratified_split(labels, test_fraction, rng)
-        meta.update(seed=seed, test_fraction=test_fraction, split="stratified, seeded; train shuffled")
-        image_shape, per_class = images.shape[1:], {}
-        for split, index in (("train", train), ("test", test)):
-            save_npy(out / f"x_{split}.npy", normalise(images[index]))
-            save_npy(out / f"t_{split}.npy", labels[index].astype(np.int64))
-            per_class[split] = np.bincount(labels[index], minlength=N_CLASSES).tolist()
+        sample = raw_dir / files["sample"]["file"]
+        with _converting(sample):
+            images, labels = read_mnist_csv(sample)
+            rng = np.random.default_rng(seed)
+            train, test = stratified_split(labels, test_fraction, rng)
+            meta.update(seed=seed, test_fraction=test_fraction, split="stratified, seeded; train shuffled")
+            image_shape, per_class = images.shape[1:], {}
+            for split, index in (("train", train), ("test", test)):
+                save_npy(out / f"x_{split}.npy", normalise(images[index]))
+                save_npy(out / f"t_{split}.npy", labels[index].astype(np.int64))
+                per_class[split] = np.bincount(labels[index], minlength=N_CLASSES).tolist()
     else:
         paths = {role: raw_dir / files[role]["file"] for roles in SPLITS.values() for role in roles}
-        checked = check_idx_set(paths, max_bytes)
+        with _converting(raw_dir):
+            checked = check_idx_set(paths, max_bytes)
         meta["split"] = "as published"
         image_shape, per_class = checked["train"][0].shape[1:], {}
         for split, (images, labels) in SPLITS.items():
-            convert_idx(paths[images], paths[labels], out, split)
+            with _converting(paths[images]):
+                convert_idx(paths[images], paths[labels], out, split)
             per_class[split] = checked[split][1]
     counts = {split: sum(c) for split, c in per_class.items()}
     meta.update(
@@ -82,6 +87,17 @@ def prepare(raw_dir: str | os.PathLike, out: str | os.PathLike, seed: int, test_
         inputs={e["file"]: e["sha256"] for e in files.values()},
     )
     return meta
+
+
+@contextlib.contextmanager
+def _converting(path: Path):
+    """Out of memory while `path` is read and converted: say so of that file (prepare streams
+    IDX data in chunks, so this is a machine with almost no memory free, or the CSV sample)."""
+    try:
+        yield
+    except MemoryError:
+        raise DataError(f"{path}: out of memory converting it into prepared arrays; free some memory "
+                        "(close other programs) and run again") from None
 
 
 def check_idx_set(paths: Mapping[str, Path], max_bytes: int = MAX_PREPARED_BYTES) -> dict[str, tuple[Header, list]]:
