@@ -164,6 +164,14 @@ def test_plots_show_draws_every_plot_offline_where_dvcs_own_page_stays_blank(sha
                         "Weight norms per epoch": True, "Update / weight per epoch": True,
                         "Confusion matrix": False}, log_axis
 
+    # Written elsewhere (-o), the page cannot reach node_modules: it says so, and how to get the plots.
+    run(first, "dvc", "plots", "show", "-o", str(first.parent / "elsewhere"))
+    with open_page(first.parent / "elsewhere" / "index.html") as page:
+        assert page.locator("#no-vega").is_visible()
+        assert "without -o" in page.locator("#no-vega").inner_text()
+    with open_page(first / "dvc_plots/index.html") as page:
+        assert not page.locator("#no-vega").is_visible()
+
     # The same plots on DVC's own page (its scripts from a CDN): nothing drawn, and it asked the network.
     run(first, "dvc", "config", "--local", "plots.html_template", "")
     try:
