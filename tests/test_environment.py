@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from zerodl.environment import _cpu, describe
 
-from test_cli import make_project
+from cli_support import make_project
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -40,7 +40,7 @@ from zerodl.io import load_split, write_json
 from zerodl.model_file import load_model, npz_bytes
 from zerodl.metrics import evaluate
 
-from test_cli import run_in_process
+from cli_support import run_in_process
 
 META = {"format": "zerodl.TwoLayerNet", "version": 1, "input_size": 784, "hidden_size": 8, "output_size": 10,
         "dtype": "float32", "activation": "relu", "dropout_ratio": 0.0, "weight_init_std": 0.01}

@@ -14,7 +14,7 @@ import yaml
 
 from zerodl import TwoLayerNet
 
-from test_cli import make_project, zerodl
+from cli_support import make_project, zerodl
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ from zerodl.errors import DataError
 from zerodl.io import live_dir, naming
 from zerodl.live import EpochLog, open_live
 
-from test_cli import make_project
+from cli_support import make_project
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", "DVC_NO_ANALYTICS": "1"}
