@@ -1,4 +1,5 @@
-"""Shared by tests that feed zerodl hostile files: cheap bombs, and a command's peak memory.
+"""Shared by tests that feed zerodl hostile files: cheap bombs, a command's peak memory, and a
+small pipeline-shaped project to damage (the `project` fixture).
 
 A bomb is cheap to make: zeros compress ~1000:1 and are compressed in chunks,
 so a file that inflates to hundreds of MB takes a fraction of a second to
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -17,6 +19,12 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from zerodl import TwoLayerNet
+from zerodl.model_file import npz_bytes
+
+from cli_support import run_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
@@ -98,3 +106,72 @@ def gzip_zeros(path: Path, header: bytes, n: int, data: bytes = b"") -> Path:
 
 def idx_header(code: int, *shape: int) -> bytes:
     return bytes([0, 0, code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+
+
+# --- the hostile tests' small project: prepared test digits, a model, params.yaml ------------------
+
+
+META = {"format": "zerodl.TwoLayerNet", "version": 1, "input_size": 784, "hidden_size": 8, "output_size": 10,
+        "dtype": "float32", "activation": "relu", "dropout_ratio": 0.0, "weight_init_std": 0.01}
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def write_model(path: Path, scale: float = 0.1) -> TwoLayerNet:
+    net = TwoLayerNet(784, 8, 10, weight_init_std=scale, seed=0)
+    net.save(path)
+    return net
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    prepared = tmp_path / "data" / "prepared"
+    prepared.mkdir(parents=True)
+    np.save(prepared / "x_test.npy", rng.random((60, 784), dtype=np.float32))
+    np.save(prepared / "t_test.npy", np.arange(60) % 10)
+    write_model(tmp_path / "data" / "model" / "model.npz")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def run_cli(args, cwd, monkeypatch, capsys) -> tuple[int, str, str]:
+    """cli.main(args) in this process, run from cwd: (exit code, stdout, stderr)."""
+    return run_in_process(args, cwd, monkeypatch, capsys)
+
+
+def cli_error(args, cwd, monkeypatch, capsys, *fragments: str) -> str:
+    """The command fails with exit 1 and one line holding every fragment; nothing on stdout."""
+    code, out, err = run_cli(args, cwd, monkeypatch, capsys)
+    assert_one_line(subprocess.CompletedProcess(args, code, out, err), 1, "zerodl", *fragments)
+    assert out == ""
+    return err
+
+
+def huge_model(path: Path) -> Path:
+    """Finite weights whose products overflow float32: the outputs become inf and NaN."""
+    net = TwoLayerNet(784, 8, 10, seed=0)
+    net.params["W1"][...] = np.float32(3e38)
+    net.save(path)
+    return path
+
+
+
+
+def model_with(tmp_path, **members) -> Path:
+    good = {"W1": np.zeros((784, 8), np.float32), "b1": np.zeros(8, np.float32),
+            "W2": np.zeros((8, 10), np.float32), "b2": np.zeros(10, np.float32), "meta": np.array(json.dumps(META))}
+    path = tmp_path / "m.npz"
+    blob = npz_bytes(good)
+    with zipfile.ZipFile(path, "w") as zf:
+        with zipfile.ZipFile(io.BytesIO(blob)) as src:
+            for info in src.infolist():
+                name = info.filename[:-4]
+                zf.writestr(info, members.get(name, src.read(info)))
+    return path
+
+
+
+def npz_member(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, allow_pickle=False)
+    return buf.getvalue()

@@ -21,7 +21,7 @@ from zerodl.errors import DataError, ModelError
 from zerodl import io as zio
 from zerodl.io import JSON_LIMIT, load_split, read_json
 
-from test_hostile import META, _model_with, cli_error, npz_member, project  # noqa: F401 - the fixture
+from hostile_support import META, cli_error, model_with, npz_member, project  # noqa: F401 - the fixture
 
 DEEP = "[" * 200_000 + "]" * 200_000  # 400 KB: json's parser recurses once a bracket
 
@@ -105,7 +105,7 @@ def test_the_report_stage_reads_a_deep_metrics_file_in_one_line(tmp_path):
      "not a zerodl model ('meta' holds a whole number of 5,000 digits)"),
 ])
 def test_a_meta_beyond_reason_is_one_line(tmp_path, text, message):
-    path = _model_with(tmp_path, meta=npz_member(np.array(text)))
+    path = model_with(tmp_path, meta=npz_member(np.array(text)))
     with pytest.raises(ModelError) as e:
         TwoLayerNet.load(path)
     assert str(e.value) == f"{path}: {message}"
@@ -115,7 +115,7 @@ def test_a_meta_beyond_reason_is_one_line(tmp_path, text, message):
 def test_arrays_must_have_the_dtype_the_meta_says(tmp_path, dtype):
     """A float64 W1 in a float32 model loaded, and `info` called it float32; big-endian and
     float16 arrays passed as well (the check was only: some floating point)."""
-    path = _model_with(tmp_path, W1=npz_member(np.zeros((784, 8), dtype)))
+    path = model_with(tmp_path, W1=npz_member(np.zeros((784, 8), dtype)))
     with pytest.raises(ModelError) as e:
         TwoLayerNet.load(path)
     assert str(e.value) == f"{path}: W1 has dtype {dtype}, expected float32 (<f4) as the model's meta says"
