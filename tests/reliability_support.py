@@ -177,9 +177,10 @@ def wait_for_file(folder: Path, prefix: str, proc, timeout: float = 60) -> str:
 
 # --- the project: fetched, prepared, trained, evaluated, reported -----------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def base(tmp_path_factory) -> Path:
-    """A copy of the project with a complete good run of every stage (real mnist-5k data)."""
+    """A copy of the project with a complete good run of every stage (real mnist-5k data);
+    once per test process, whichever test_reliability_*.py file asks first."""
     proj = tmp_path_factory.mktemp("base")
     shutil.copytree(ROOT / "stages", proj / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     write_params(proj)
