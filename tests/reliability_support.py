@@ -1,7 +1,8 @@
 """What the reliability tests share (tests/test_reliability_*.py): the small complete params,
 the environment the stage scripts run in, helpers that run stages and `dvc` and read what
-they left, and the project fixtures: `base` (every stage run once, good), `project` (a fresh
-copy of it to damage), `shared` (one copy the bad-params cases must leave as it is)."""
+they left, and the project fixtures: `project` (a fresh copy of conftest.py's `base`, every stage run
+once and good, to damage), `shared` (one copy the bad-params cases must leave as it is).
+`base` lives in conftest.py so that one test process builds it once for all four files."""
 from __future__ import annotations
 
 import copy
@@ -176,19 +177,6 @@ def wait_for_file(folder: Path, prefix: str, proc, timeout: float = 60) -> str:
 
 
 # --- the project: fetched, prepared, trained, evaluated, reported -----------------------------
-
-@pytest.fixture(scope="session")
-def base(tmp_path_factory) -> Path:
-    """A copy of the project with a complete good run of every stage (real mnist-5k data);
-    once per test process, whichever test_reliability_*.py file asks first."""
-    proj = tmp_path_factory.mktemp("base")
-    shutil.copytree(ROOT / "stages", proj / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    write_params(proj)
-    for name in ("fetch", "prepare", "train", "evaluate", "report"):
-        p = stage(proj, name)
-        assert p.returncode == 0, f"{name}: {p.stdout}{p.stderr}"
-    return proj
-
 
 @pytest.fixture
 def project(base, tmp_path) -> Path:

@@ -23,7 +23,6 @@ from zerodl import TwoLayerNet
 
 from reliability_support import (BIN, ENV, MODEL, ROOT, TRAINING, Terminal, dvc, git, leftovers, stage,
                                  write_params)
-from reliability_support import base  # noqa: F401 - fixtures
 
 
 # --- determinism whatever the environment's BLAS threads ---------------------------------------

@@ -26,7 +26,7 @@ from zerodl.entry import run as entry_run
 
 from reliability_support import (ENV, MODEL, ROOT, assert_error_after_training, assert_one_line, leftovers,
                                  snapshot, stage, write_params)
-from reliability_support import base, project, shared  # noqa: F401 - fixtures
+from reliability_support import project, shared  # noqa: F401 - fixtures (base: conftest.py)
 
 
 # --- model files: refused with one line, never unpickled --------------------------------------

@@ -20,7 +20,7 @@ import yaml
 
 from reliability_support import (MODEL, N_TRAIN, PARAMS, ROOT, assert_one_line, leftovers, snapshot, stage,
                                  write_params)
-from reliability_support import base, project, shared  # noqa: F401 - fixtures
+from reliability_support import project, shared  # noqa: F401 - fixtures (base: conftest.py)
 
 
 # --- params.yaml: every key checked before any work ------------------------------------------

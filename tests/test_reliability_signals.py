@@ -22,7 +22,7 @@ import zerodl.worker
 
 from reliability_support import (ENV, TRAINING, Terminal, assert_one_line, leftovers, snapshot, stage,
                                  wait_for_file, write_params)
-from reliability_support import base, project  # noqa: F401 - fixtures
+from reliability_support import project  # noqa: F401 - fixtures (base: conftest.py)
 
 
 # Ctrl-C and SIGTERM: each stops a stage with one line and 128 + the signal.
