@@ -43,8 +43,6 @@ def read_json(path: Path) -> dict:
         raise DataError(f"{path}: not found (run `dvc repro` to make it)") from None
     except ValueError as e:
         raise DataError(f"{path}: {e}") from None
-    except OSError as e:
-        raise DataError(f"{path}: not readable ({e.strerror or e})") from None
 
 
 def read_csv_columns(path: Path) -> dict[str, np.ndarray]:

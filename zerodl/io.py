@@ -40,15 +40,18 @@ JSON_LIMIT = 64 * 2**20  # zerodl's JSON files are kilobytes; a long run's epoch
 
 def read_json(path, limit: int = JSON_LIMIT):
     """The JSON value in `path`, read within bounds: FileNotFoundError if there is no file,
-    ValueError saying what is wrong otherwise (not a regular file, over `limit` bytes, not
-    UTF-8, not JSON, nested too deep). A device or named pipe is never opened."""
+    ValueError saying what is wrong otherwise (not a regular file, unreadable, over `limit`
+    bytes, not UTF-8, not JSON, nested too deep). A device or named pipe is never opened."""
     kind = path_kind(path)
     if kind in ("nothing", "a broken symbolic link"):
         raise FileNotFoundError(errno.ENOENT, "not found", str(path))
     if kind != "a file":
         raise ValueError(f"is {kind}, not a JSON file")
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:  # a forbidden file, an I/O error: the callers' one kind of bad file
+        raise ValueError(f"cannot read ({e.strerror or e})") from None
     if len(data) > limit:
         raise ValueError(f"larger than {limit:,} bytes, far more than zerodl's JSON files")
     try:
@@ -136,10 +139,10 @@ def load_split(folder, split: str, mmap: bool = False,
             raise DataError(f"{path}: out of memory reading its {path.stat().st_size:,} bytes; "
                             "free some memory and run again") from None
         except OSError as e:
-            if e.errno != errno.ENOMEM:  # mapping it found no memory: not a damaged file
-                raise DataError(f"{path}: not a readable .npy array ({e}); rerun `dvc repro -f prepare`") from None
-            raise DataError(f"{path}: out of memory mapping its {path.stat().st_size:,} bytes; "
-                            "free some memory and run again") from None
+            if e.errno == errno.ENOMEM:  # mapping it found no memory: not a damaged file
+                raise DataError(f"{path}: out of memory mapping its {path.stat().st_size:,} bytes; "
+                                "free some memory and run again") from None
+            raise DataError(f"{path}: not a readable .npy array ({e}); rerun `dvc repro -f prepare`") from None
         except (ValueError, EOFError) as e:
             raise DataError(f"{path}: not a readable .npy array ({e}); rerun `dvc repro -f prepare`") from None
     x, t = arrays

@@ -69,8 +69,6 @@ def read_json(path: Path) -> tuple[dict | None, str | None]:
         return None, "not found"
     except ValueError as e:
         return None, str(e)
-    except OSError as e:
-        return None, f"not readable ({e.strerror or e})"
     if not isinstance(content, dict):
         return None, "not a JSON object"
     return content, None

@@ -141,8 +141,6 @@ def read_manifest(raw_dir: Path) -> dict:
         raise DataError(f"{path}: not found (run the fetch stage first: dvc repro fetch)") from None
     except ValueError as e:
         raise DataError(f"{path}: {e}") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
     roles = ["sample"] if isinstance(manifest, dict) and manifest.get("source") == "mnist-5k" else \
         ["train-images", "train-labels", "test-images", "test-labels"]
     try:
